@@ -1,0 +1,71 @@
+"""Shared fixtures: a real Site listening on 127.0.0.1 and a treq client for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+
+from twisted_stream import StreamSite
+
+
+class Server:
+    """A listening site; ``url(path)`` builds a URL for it."""
+
+    def __init__(self) -> None:
+        self.ports: list[Any] = []
+        self.site: StreamSite | None = None
+
+    def serve(self, resource: Resource, **site_kwargs: Any) -> StreamSite:
+        site = StreamSite(resource, **site_kwargs)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.ports.append(port)
+        self.site = site
+        return site
+
+    @property
+    def port(self) -> int:
+        return int(self.ports[-1].getHost().port)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def server() -> Generator[Server, None, None]:
+    srv = Server()
+    yield srv
+    for port in srv.ports:
+        pytest_twisted.blockon(port.stopListening())
+
+
+@pytest.fixture
+def client() -> Generator[HTTPClient, None, None]:
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    yield HTTPClient(Agent(reactor, pool=pool))
+    pytest_twisted.blockon(pool.closeCachedConnections())
+
+
+@pytest.fixture
+def keepalive_client() -> Generator[HTTPClient, None, None]:
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    yield HTTPClient(Agent(reactor, pool=pool))
+    pytest_twisted.blockon(pool.closeCachedConnections())
+
+
+def leaf(render: Callable[[Any], Any]) -> Resource:
+    """A leaf Resource whose GET (and HEAD) is ``render``."""
+
+    class _Leaf(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> Any:
+            return render(request)
+
+    return _Leaf()

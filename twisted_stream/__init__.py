@@ -1,0 +1,26 @@
+"""Stream HTTP responses from Twisted with real producer/consumer flow control."""
+
+from ._chunks import ChunkTypeError
+from ._errors import ContentLengthError, StreamAborted, StreamError
+from ._outcome import Outcome, StreamResult
+from ._resource import StreamingResource
+from ._settings import StreamSettings
+from ._site import StreamSite
+from ._state import State
+from ._stream import Stream, stream, stream_for
+
+__all__ = [
+    "ChunkTypeError",
+    "ContentLengthError",
+    "Outcome",
+    "State",
+    "Stream",
+    "StreamAborted",
+    "StreamError",
+    "StreamResult",
+    "StreamSettings",
+    "StreamSite",
+    "StreamingResource",
+    "stream",
+    "stream_for",
+]

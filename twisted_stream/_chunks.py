@@ -1,0 +1,32 @@
+"""Turning what a source yields into body bytes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+class ChunkTypeError(TypeError):
+    """A source yielded something that is not body data."""
+
+
+def chunk_converter(charset: str) -> Callable[[object], bytes]:
+    """Return a function turning one yielded item into ``bytes``.
+
+    ``bytes`` pass through; ``bytearray`` and ``memoryview`` are copied (the source may reuse
+    its buffer after yielding it); ``str`` is encoded with ``charset``. Anything else raises
+    :class:`ChunkTypeError` naming the type.
+    """
+
+    def convert(item: object) -> bytes:
+        if type(item) is bytes:
+            return item
+        if isinstance(item, str):
+            return item.encode(charset)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return bytes(item)
+        raise ChunkTypeError(
+            f"a stream source yielded {type(item).__module__}.{type(item).__qualname__}; "
+            "expected bytes, bytearray, memoryview or str"
+        )
+
+    return convert

@@ -1,0 +1,359 @@
+"""The engine: one push producer that moves a :class:`~._source.Source` into a request.
+
+It pulls only while the transport wants data, in slices so no stream holds the reactor,
+keeps at most one buffer beyond the transport's, and tears everything down exactly once on
+whichever comes first: the end of the source, a source failure, the client going away
+(``stopProducing`` or the ``notifyFinish`` errback; HTTP/2 only sends the latter) or an
+abort by the server. Its lifecycle moves only through :func:`._state.transition`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import NO_BODY_CODES
+from zope.interface import implementer
+
+from ._errors import ContentLengthError, StreamAborted
+from ._outcome import Outcome
+from ._source import EOF, Ready, Source
+from ._state import TERMINAL, Event, State, transition
+
+_log = Logger(namespace="twisted_stream")
+
+EndCallback = Callable[[Outcome, "Failure | None"], None]
+
+
+def request_line(request: Any) -> str:
+    """``METHOD URI HTTP/x.y`` of ``request``, for log lines."""
+    parts = (getattr(request, "method", b"?"), getattr(request, "uri", b"?"),
+             getattr(request, "clientproto", b"?"))
+    return " ".join(p.decode("latin-1") if isinstance(p, bytes) else str(p) for p in parts)
+
+
+@implementer(IPushProducer)
+class StreamProducer:
+    """Streams one source into one request. Use :func:`twisted_stream.stream`."""
+
+    def __init__(
+        self,
+        request: Any,
+        source: Source,
+        *,
+        buffer_size: int,
+        slice_seconds: float,
+        clock: Any,
+        content_length: int | None,
+        on_end: EndCallback,
+    ) -> None:
+        self.request = request
+        self.state = State.IDLE
+        self.bytes_sent = 0
+        self.first_byte_at: float | None = None
+        self._source = source
+        self._limit = buffer_size
+        self._slice = slice_seconds
+        self._clock = clock
+        self._declared = content_length
+        self._on_end = on_end
+        self._carry: memoryview | None = None
+        self._held: bytes | None = None
+        self._running = False
+        self._next_slice: IDelayedCall | None = None
+        self._connection_lost = False
+        self.source_closed: Deferred[None] = Deferred()
+
+    # Lifecycle.
+
+    def _fire(self, event: Event) -> State:
+        self.state = transition(self.state, event)
+        return self.state
+
+    def start(self) -> None:
+        """Register on the request and start pulling (Twisted never resumes us first)."""
+        request = self.request
+        if getattr(request, "_disconnected", False):
+            self._lost(Failure(StreamAborted("the client had gone before the stream started")))
+            return
+        request.notifyFinish().addCallbacks(lambda _: None, self._notified_lost)
+        if request.method == b"HEAD" or request.code in NO_BODY_CODES:
+            # Headers only: the source is closed without ever being read.
+            self._fire(Event.FINISH)
+            self._close_source()
+            request.finish()
+            self._on_end(Outcome.COMPLETED, None)
+            return
+        self._fire(Event.START)
+        request.registerProducer(self, True)
+        self._run()
+
+    # IPushProducer: called by the transport, repeatedly and re-entrantly.
+
+    def pauseProducing(self) -> None:
+        self._fire(Event.PAUSE)
+
+    def resumeProducing(self) -> None:
+        before = self.state
+        if self._fire(Event.RESUME) is State.STREAMING and before is not State.STREAMING:
+            self._cancel_slice()
+            self._run()
+
+    def stopProducing(self) -> None:
+        self._lost(Failure(StreamAborted("the connection was closed")))
+
+    def _notified_lost(self, reason: Failure) -> None:
+        self._lost(reason)
+
+    # The pull loop.
+
+    def _run(self) -> None:
+        """Pull and write until paused, waiting, finished, or this slice is used up."""
+        if self._running:
+            return
+        self._running = True
+        try:
+            self._pull()
+        finally:
+            self._running = False
+
+    def _pull(self) -> None:
+        limit = self._limit
+        deadline = time.monotonic() + self._slice
+        budget = limit
+        while self.state is State.STREAMING:
+            if self._carry is not None:
+                budget -= self._write_carry()
+                continue
+            if budget <= 0 or time.monotonic() >= deadline:
+                self._next_slice = self._clock.callLater(0, self._slice_due)
+                return
+            try:
+                result = self._source.read(limit, deadline)
+            except BaseException:
+                self._fail(Failure())
+                return
+            if result is EOF:
+                self._complete()
+                return
+            if isinstance(result, bytes):
+                budget -= self._accept(result)
+                continue
+            self._fire(Event.WAIT)
+            result.addCallbacks(self._ready, self._read_failed)
+            # A Deferred that had already fired has moved us on; otherwise we wait for it.
+
+    def _slice_due(self) -> None:
+        self._next_slice = None
+        self._run()
+
+    def _cancel_slice(self) -> None:
+        if self._next_slice is not None:
+            if self._next_slice.active():
+                self._next_slice.cancel()
+            self._next_slice = None
+
+    def _ready(self, result: Ready) -> None:
+        if self.state not in (State.WAITING, State.WAITING_PAUSED):
+            return  # ended while the source was busy
+        if result is EOF:
+            self._fire(Event.READY)
+            self._complete()
+            return
+        if result:
+            self._carry = memoryview(result)
+        if self._fire(Event.READY) is State.STREAMING:
+            self._run()
+
+    def _read_failed(self, reason: Failure) -> None:
+        if self.state in TERMINAL:
+            return  # the cancellation (or anything else) after we ended
+        self._fail(reason)
+
+    # Writing.
+
+    def _accept(self, data: bytes) -> int:
+        """Write ``data`` (split at the buffer size); the number of bytes written."""
+        if len(data) <= self._limit:
+            if data and self._write(data):
+                return len(data)
+            return 0
+        self._carry = memoryview(data)
+        return self._write_carry()
+
+    def _write_carry(self) -> int:
+        """Write the carried chunk in buffer-sized pieces until paused or done."""
+        carry = self._carry
+        assert carry is not None
+        limit = self._limit
+        offset = 0
+        total = len(carry)
+        while offset < total and self.state is State.STREAMING:
+            piece = carry[offset : offset + limit].tobytes()
+            offset += len(piece)
+            self._carry = carry[offset:] if offset < total else None
+            if not self._write(piece):
+                break
+        return offset
+
+    def _write(self, data: bytes) -> bool:
+        """Write ``data`` within the declared Content-Length, if any; False if that failed."""
+        declared = self._declared
+        if declared is not None:
+            room = declared - self.bytes_sent
+            if self._held is not None or len(data) > room:
+                self._fail(Failure(ContentLengthError(declared, None)))
+                return False
+            if len(data) == room:
+                # The last declared bytes go out only once the source confirms its end, so a
+                # source that has more never lets the client see a complete-looking body.
+                self._held = data
+                return True
+        self._send(data)
+        return True
+
+    def _send(self, data: bytes) -> None:
+        if self.first_byte_at is None:
+            self.first_byte_at = time.monotonic()
+        self.bytes_sent += len(data)
+        self.request.write(data)
+
+    # Endings, each reached once.
+
+    def _complete(self) -> None:
+        declared = self._declared
+        produced = self.bytes_sent + len(self._held or b"")
+        if declared is not None and produced != declared:
+            self._fail(Failure(ContentLengthError(declared, produced)))
+            return
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._send(held)
+            if self.state in TERMINAL:
+                return  # the client vanished during that write
+        self._fire(Event.FINISH)
+        self._cancel_slice()
+        self.request.unregisterProducer()
+        self._close_source()
+        self.request.finish()
+        self._on_end(Outcome.COMPLETED, None)
+
+    def _lost(self, reason: Failure) -> None:
+        if self.state in TERMINAL:
+            return
+        self._connection_lost = True
+        self._fire(Event.ABORT)
+        self._teardown()
+        _log.info(
+            "{request_line}: client went away after {bytes_sent} bytes",
+            request_line=request_line(self.request),
+            bytes_sent=self.bytes_sent,
+        )
+        self._on_end(Outcome.CLIENT_GONE, reason)
+
+    def _fail(self, reason: Failure) -> None:
+        if self.state in TERMINAL:
+            return
+        self._fire(Event.ABORT)
+        self._teardown()
+        request = self.request
+        started = bool(getattr(request, "startedWriting", False))
+        _log.failure(
+            "{request_line}: stream failed after {bytes_sent} bytes; "
+            + ("aborting the connection" if started else "answering 500"),
+            failure=reason,
+            request_line=request_line(request),
+            bytes_sent=self.bytes_sent,
+        )
+        if started:
+            self._unregister()
+            abort_connection(request)
+        else:
+            self._unregister()
+            send_error_page(request, reason)
+        self._on_end(Outcome.SOURCE_FAILED, reason)
+
+    def abort(self, reason: str = "aborted by the server") -> None:
+        """End the stream now from the server side: the client sees an incomplete body."""
+        if self.state in TERMINAL:
+            return
+        self._fire(Event.ABORT)
+        self._teardown()
+        _log.info(
+            "{request_line}: stream aborted after {bytes_sent} bytes: {reason}",
+            request_line=request_line(self.request),
+            bytes_sent=self.bytes_sent,
+            reason=reason,
+        )
+        self._unregister()
+        abort_connection(self.request)
+        self._on_end(Outcome.ABORTED, Failure(StreamAborted(reason)))
+
+    def _teardown(self) -> None:
+        self._cancel_slice()
+        self._carry = None
+        self._held = None
+        self._close_source()
+
+    def _unregister(self) -> None:
+        if not self._connection_lost and getattr(self.request, "channel", None) is not None:
+            self.request.unregisterProducer()
+
+    def _close_source(self) -> None:
+        try:
+            closing = self._source.close()
+        except BaseException:
+            _log.failure("{request_line}: closing the stream source failed",
+                         request_line=request_line(self.request))
+            self.source_closed.callback(None)
+            return
+        if closing is None:
+            self.source_closed.callback(None)
+            return
+
+        def closed_badly(reason: Failure) -> None:
+            _log.failure("{request_line}: closing the stream source failed", failure=reason,
+                         request_line=request_line(self.request))
+
+        closing.addErrback(closed_badly).chainDeferred(self.source_closed)
+
+
+def abort_connection(request: Any) -> None:
+    """Abort the connection (HTTP/1) or the stream (HTTP/2) carrying ``request``."""
+    channel = getattr(request, "channel", None)
+    if channel is None:
+        return
+    abort = getattr(channel, "abortConnection", None)  # H2Stream resets just its stream
+    if abort is None:
+        transport = getattr(channel, "transport", None)
+        abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+
+
+def send_error_page(request: Any, reason: Failure) -> None:
+    """Answer 500 for a stream that failed before its headers went out."""
+    from html import escape
+
+    request.setResponseCode(500)
+    headers = request.responseHeaders
+    for name in (b"content-length", b"content-encoding", b"content-range", b"etag",
+                 b"last-modified", b"content-disposition"):
+        headers.removeHeader(name)
+    site = getattr(request, "site", None)
+    if getattr(site, "displayTracebacks", False):
+        detail = "<pre>" + escape(reason.getTraceback()) + "</pre>"
+    else:
+        detail = "<p>The response could not be produced.</p>"
+    body = (
+        "<html><head><title>500 Internal Server Error</title></head><body>"
+        "<h1>Internal Server Error</h1>" + detail + "</body></html>"
+    ).encode()
+    headers.setRawHeaders(b"content-type", [b"text/html; charset=utf-8"])
+    headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
+    request.write(body)
+    request.finish()

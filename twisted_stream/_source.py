@@ -1,0 +1,57 @@
+"""The one small interface every source kind is adapted to.
+
+The engine (:mod:`twisted_stream._producer`) knows nothing about generators, files or
+threads: it asks a :class:`Source` for bytes while the transport wants them and tells it
+to release everything when the stream ends. Each source kind lives in its own adapter
+module; :func:`twisted_stream._adapt.adapt` picks the adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, Union
+
+from twisted.internet.defer import Deferred
+
+
+class _EOF(enum.Enum):
+    """The source has nothing more to give."""
+
+    EOF = "EOF"
+
+
+EOF = _EOF.EOF
+"""Returned (or delivered by a Deferred) by :meth:`Source.read` once the source is exhausted."""
+
+Ready = Union[bytes, _EOF]
+"""What a read that needs no waiting gives: some bytes, or :data:`EOF`."""
+
+ReadResult = Union[bytes, _EOF, "Deferred[Ready]"]
+"""What :meth:`Source.read` returns."""
+
+
+class Source(Protocol):
+    """A body source as the engine sees it."""
+
+    def read(self, limit: int, deadline: float) -> ReadResult:
+        """Return body bytes that are ready now, :data:`EOF`, or a Deferred.
+
+        ``limit`` is the engine's buffer size: an adapter coalesces small chunks up to about
+        that many bytes (a single larger chunk may be returned whole; the engine splits it).
+        ``deadline`` is a ``time.monotonic()`` value: past it the adapter returns what it has
+        (possibly ``b""``) so one stream cannot hold the reactor. A Deferred means the source
+        has to wait; it fires with bytes or :data:`EOF`, or fails with the source's error.
+        Anything buffered must be returned before waiting, never held back behind the wait.
+        The engine never calls ``read`` again before a returned Deferred has fired.
+        A source failure is raised (or delivered as the Deferred's failure).
+        """
+        ...
+
+    def close(self) -> Deferred[None] | None:
+        """Release the source at once: cancel a pending wait, close generators and files.
+
+        Called exactly once, whatever way the stream ended (also after :data:`EOF`). May
+        return a Deferred when releasing takes time (a threaded generator closes on its worker
+        thread once its in-flight ``next()`` returns); it must never fail.
+        """
+        ...

@@ -1,0 +1,193 @@
+"""The public entry point, :func:`stream`, and the :class:`Stream` handle it creates."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET
+
+from ._adapt import adapt
+from ._outcome import Outcome, StreamResult
+from ._producer import StreamProducer
+from ._source import Source
+from ._state import State
+from ._settings import StreamSettings, settings_for
+
+_streams: weakref.WeakKeyDictionary[Any, Stream] = weakref.WeakKeyDictionary()
+
+
+class Stream:
+    """One response being streamed: its state, its byte count and how it ended.
+
+    Get it with :func:`stream_for` after calling :func:`stream`.
+    """
+
+    def __init__(self, request: Any, source: Source, settings: StreamSettings,
+                 content_length: int | None, reactor: Any) -> None:
+        self.request = request
+        self.settings = settings
+        self.started_at = time.monotonic()
+        self.result: StreamResult | None = None
+        self._waiters: list[Deferred[StreamResult]] = []
+        self._producer = StreamProducer(
+            request,
+            source,
+            buffer_size=settings.buffer_size,
+            slice_seconds=settings.slice_seconds,
+            clock=reactor,
+            content_length=content_length,
+            on_end=self._ended,
+        )
+
+    @property
+    def state(self) -> State:
+        """Where the stream is in its lifecycle."""
+        return self._producer.state
+
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes written so far."""
+        return self._producer.bytes_sent
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the stream ended, or None while it runs."""
+        return None if self.result is None else self.result.outcome
+
+    @property
+    def source_closed(self) -> Deferred[None]:
+        """Fires once the source has been released (a threaded one closes on its worker)."""
+        d: Deferred[None] = Deferred()
+        self._producer.source_closed.addBoth(lambda r: d.callback(None) or r)
+        return d
+
+    def when_done(self) -> Deferred[StreamResult]:
+        """A new Deferred firing with the :class:`StreamResult` when the stream ends.
+
+        It never fails: a client leaving or a source failing is an outcome, not an error.
+        """
+        if self.result is not None:
+            return succeed(self.result)
+        d: Deferred[StreamResult] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def abort(self, reason: str = "aborted by the server") -> None:
+        """End the stream now; the client sees an incomplete body. No-op once ended."""
+        self._producer.abort(reason)
+
+    def _start(self) -> None:
+        site = getattr(self.request, "site", None)
+        active = getattr(site, "active_streams", None)
+        if isinstance(active, set):
+            active.add(self)
+        self._producer.start()
+
+    def _ended(self, outcome: Outcome, failure: Failure | None) -> None:
+        self.result = StreamResult(outcome, self.bytes_sent, failure,
+                                   time.monotonic() - self.started_at)
+        site = getattr(self.request, "site", None)
+        active = getattr(site, "active_streams", None)
+        if isinstance(active, set):
+            active.discard(self)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(self.result)
+
+
+def stream(
+    request: Any,
+    source: object,
+    *,
+    content_type: str | None = None,
+    charset: str | None = None,
+    content_length: int | None = None,
+    threaded: bool = False,
+    buffer_size: int | None = None,
+    slice_seconds: float | None = None,
+    thread_pool_size: int | None = None,
+    reactor: Any = None,
+) -> int:
+    """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
+
+    ``source`` is a sync iterable (items may be Deferreds), an async iterable, a file
+    (``pathlib.Path``, ``FilePath`` or binary file object), or ``bytes``/``str``. Items are
+    ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (encoded with ``charset``, else the
+    ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
+    iterable in a bounded thread pool. ``content_length`` sets ``Content-Length``; a source
+    producing a different length then aborts the connection. Settings default to the
+    site's (:class:`StreamSite`) and otherwise to :class:`StreamSettings`.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    settings = settings_for(request).replace(
+        buffer_size=buffer_size, slice_seconds=slice_seconds, thread_pool_size=thread_pool_size
+    )
+    if content_type is not None:
+        request.setHeader(b"content-type", content_type.encode("latin-1"))
+    if charset is None:
+        charset = _charset_of(request) or "utf-8"
+    adapted = adapt(source, charset=charset, threaded=threaded, reactor=reactor,
+                    thread_pool_size=settings.thread_pool_size)
+    return stream_source(request, adapted, content_length=content_length, settings=settings,
+                         reactor=reactor)
+
+
+def stream_source(
+    request: Any,
+    source: Source,
+    *,
+    content_length: int | None = None,
+    settings: StreamSettings | None = None,
+    reactor: Any = None,
+) -> int:
+    """Stream an already adapted :class:`~._source.Source` (files, templates, events)."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    if settings is None:
+        settings = settings_for(request)
+    if content_length is not None:
+        if content_length < 0:
+            raise ValueError(f"content_length must not be negative, not {content_length}")
+        request.setHeader(b"content-length", b"%d" % content_length)
+    handle = Stream(request, source, settings, _declared_length(request), reactor)
+    _streams[request] = handle
+    handle._start()
+    return NOT_DONE_YET
+
+
+def stream_for(request: Any) -> Stream | None:
+    """The :class:`Stream` that :func:`stream` started for ``request``, if any."""
+    return _streams.get(request)
+
+
+def _charset_of(request: Any) -> str | None:
+    value = request.responseHeaders.getRawHeaders(b"content-type", [None])[-1]
+    if not value:
+        return None
+    for param in value.split(b";")[1:]:
+        name, _, found = param.strip().partition(b"=")
+        if name.strip().lower() == b"charset" and found:
+            return found.strip().strip(b'"').decode("ascii", "replace")
+    return None
+
+
+def _declared_length(request: Any) -> int | None:
+    value = request.responseHeaders.getRawHeaders(b"content-length", [None])[-1]
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise ValueError(f"the response's Content-Length is not a number: {value!r}") from None
+    if length < 0:
+        raise ValueError(f"the response's Content-Length is negative: {value!r}")
+    return length
