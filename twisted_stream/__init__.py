@@ -1,7 +1,6 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control."""
 
-from ._chunks import ChunkTypeError
-from ._errors import ContentLengthError, StreamAborted, StreamError
+from ._errors import ChunkTypeError, ContentLengthError, StreamAborted, StreamError
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
 from ._settings import StreamSettings

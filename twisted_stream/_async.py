@@ -9,8 +9,8 @@ it. Cancelling that Deferred cancels whatever the generator awaits, so its ``fin
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Generator
-from typing import Any, Callable, cast
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
@@ -26,7 +26,7 @@ class _EndOfIteration(Exception):
 
 
 def _start(aw: Awaitable[object]) -> Generator[Any, Any, object]:
-    return cast(Generator[Any, Any, object], aw.__await__())
+    return aw.__await__()
 
 
 def _drive(step: Generator[Any, Any, object], yielded: object) -> Deferred[object]:
@@ -88,11 +88,14 @@ class AsyncIteratorSource:
         self._convert = convert
         self._pending: Deferred[object] | None = None
         self._exhausted = False
+        self._error: Failure | None = None
         self._closed = False
 
     def read(self, limit: int, deadline: float) -> ReadResult:
         if self._pending is not None:
             return self._wait()
+        if self._error is not None:
+            self._error.raiseException()
         if self._exhausted:
             return EOF
         parts: list[bytes] = []
@@ -101,11 +104,17 @@ class AsyncIteratorSource:
         convert = self._convert
         monotonic = time.monotonic
         while True:
-            step = _start(anext_())
             try:
+                step = _start(anext_())
                 yielded = step.send(None)
             except StopIteration as e:
-                chunk = convert(e.value)
+                try:
+                    chunk = convert(e.value)
+                except BaseException:
+                    if not parts:
+                        raise
+                    self._error = Failure()
+                    break
                 parts.append(chunk)
                 size += len(chunk)
                 if size >= limit or monotonic() >= deadline:
@@ -115,6 +124,12 @@ class AsyncIteratorSource:
                 self._exhausted = True
                 if not parts:
                     return EOF
+                break
+            except BaseException:
+                if not parts:
+                    raise
+                # Hand over what was produced before the failure; raised on the next read.
+                self._error = Failure()
                 break
             # The generator suspended: hand over what we have, then wait for it.
             self._pending = _drive(step, yielded)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-
-class ChunkTypeError(TypeError):
-    """A source yielded something that is not body data."""
+from ._errors import ChunkTypeError
 
 
 def chunk_converter(charset: str) -> Callable[[object], bytes]:

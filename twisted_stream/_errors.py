@@ -20,3 +20,7 @@ class ContentLengthError(StreamError):
         self.produced = produced
         got = "more" if produced is None else str(produced)
         super().__init__(f"Content-Length is {declared} but the source produced {got} bytes")
+
+
+class ChunkTypeError(StreamError, TypeError):
+    """A source yielded something that is not body data (the message names its type)."""

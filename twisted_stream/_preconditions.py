@@ -54,7 +54,7 @@ class EntityTags:
 
 
 _ETAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
-_LIST_ITEM = re.compile(r'[ \t]*(?:(\*)|(W/)?"([\x21\x23-\x7e\x80-\xff]*)")[ \t]*(?:,|$)')
+_LIST_ITEM = re.compile(r'[ \t]*(?:(\*)|(W/)?"([\x21\x23-\x7e\x80-\xff]*)")[ \t]*(?:,|\Z)')
 _EMPTY_ITEM = re.compile(r"[ \t]*,")
 
 
@@ -80,7 +80,7 @@ def parse_etag_list(value: str) -> EntityTags:
             position = empty.end()
             continue
         item = _LIST_ITEM.match(value, position)
-        if item is None or item.end() == position:
+        if item is None:
             break
         if item.group(1):
             star = True
@@ -151,10 +151,6 @@ def parse_http_date(value: str, now: float | None = None) -> int | None:
         return _timestamp(full, month, int(day), (hms[0], hms[1], hms[2]))
     if match := _ASCTIME.fullmatch(value):
         month, day, *hms, year = match.groups()
-        if day.startswith(" ") and day != day.lstrip():
-            day = day.strip()
-        if not day.isdigit():
-            return None
         return _timestamp(int(year), month, int(day), (hms[0], hms[1], hms[2]))
     return None
 

@@ -10,7 +10,8 @@ abort by the server. Its lifecycle moves only through :func:`._state.transition`
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
@@ -31,8 +32,11 @@ EndCallback = Callable[[Outcome, "Failure | None"], None]
 
 def request_line(request: Any) -> str:
     """``METHOD URI HTTP/x.y`` of ``request``, for log lines."""
-    parts = (getattr(request, "method", b"?"), getattr(request, "uri", b"?"),
-             getattr(request, "clientproto", b"?"))
+    parts = (
+        getattr(request, "method", b"?"),
+        getattr(request, "uri", b"?"),
+        getattr(request, "clientproto", b"?"),
+    )
     return " ".join(p.decode("latin-1") if isinstance(p, bytes) else str(p) for p in parts)
 
 
@@ -126,12 +130,12 @@ class StreamProducer:
         deadline = time.monotonic() + self._slice
         budget = limit
         while self.state is State.STREAMING:
-            if self._carry is not None:
-                budget -= self._write_carry()
-                continue
             if budget <= 0 or time.monotonic() >= deadline:
                 self._next_slice = self._clock.callLater(0, self._slice_due)
                 return
+            if self._carry is not None:
+                budget -= self._write_carry(budget)
+                continue
             try:
                 result = self._source.read(limit, deadline)
             except BaseException:
@@ -141,7 +145,7 @@ class StreamProducer:
                 self._complete()
                 return
             if isinstance(result, bytes):
-                budget -= self._accept(result)
+                budget -= self._accept(result, budget)
                 continue
             self._fire(Event.WAIT)
             result.addCallbacks(self._ready, self._read_failed)
@@ -176,23 +180,23 @@ class StreamProducer:
 
     # Writing.
 
-    def _accept(self, data: bytes) -> int:
+    def _accept(self, data: bytes, budget: int) -> int:
         """Write ``data`` (split at the buffer size); the number of bytes written."""
         if len(data) <= self._limit:
             if data and self._write(data):
                 return len(data)
             return 0
         self._carry = memoryview(data)
-        return self._write_carry()
+        return self._write_carry(budget)
 
-    def _write_carry(self) -> int:
-        """Write the carried chunk in buffer-sized pieces until paused or done."""
+    def _write_carry(self, budget: int) -> int:
+        """Write the carried chunk in buffer-sized pieces until paused or ``budget`` is spent."""
         carry = self._carry
         assert carry is not None
         limit = self._limit
         offset = 0
         total = len(carry)
-        while offset < total and self.state is State.STREAMING:
+        while offset < total and offset < budget and self.state is State.STREAMING:
             piece = carry[offset : offset + limit].tobytes()
             offset += len(piece)
             self._carry = carry[offset:] if offset < total else None
@@ -277,6 +281,21 @@ class StreamProducer:
             send_error_page(request, reason)
         self._on_end(Outcome.SOURCE_FAILED, reason)
 
+    def end(self) -> None:
+        """End the response cleanly now, as if the source had ended (event streams, whose
+        end is normal). Anything the source has not produced yet is not sent."""
+        if self.state in TERMINAL:
+            return
+        if self._declared is not None:
+            self.abort("ended early with a declared Content-Length")
+            return
+        self._fire(Event.ABORT)
+        self._teardown()
+        self._unregister()
+        if not self._connection_lost:
+            self.request.finish()
+        self._on_end(Outcome.COMPLETED, None)
+
     def abort(self, reason: str = "aborted by the server") -> None:
         """End the stream now from the server side: the client sees an incomplete body."""
         if self.state in TERMINAL:
@@ -307,8 +326,10 @@ class StreamProducer:
         try:
             closing = self._source.close()
         except BaseException:
-            _log.failure("{request_line}: closing the stream source failed",
-                         request_line=request_line(self.request))
+            _log.failure(
+                "{request_line}: closing the stream source failed",
+                request_line=request_line(self.request),
+            )
             self.source_closed.callback(None)
             return
         if closing is None:
@@ -316,8 +337,11 @@ class StreamProducer:
             return
 
         def closed_badly(reason: Failure) -> None:
-            _log.failure("{request_line}: closing the stream source failed", failure=reason,
-                         request_line=request_line(self.request))
+            _log.failure(
+                "{request_line}: closing the stream source failed",
+                failure=reason,
+                request_line=request_line(self.request),
+            )
 
         closing.addErrback(closed_badly).chainDeferred(self.source_closed)
 
@@ -341,8 +365,14 @@ def send_error_page(request: Any, reason: Failure) -> None:
 
     request.setResponseCode(500)
     headers = request.responseHeaders
-    for name in (b"content-length", b"content-encoding", b"content-range", b"etag",
-                 b"last-modified", b"content-disposition"):
+    for name in (
+        b"content-length",
+        b"content-encoding",
+        b"content-range",
+        b"etag",
+        b"last-modified",
+        b"content-disposition",
+    ):
         headers.removeHeader(name)
     site = getattr(request, "site", None)
     if getattr(site, "displayTracebacks", False):

@@ -26,7 +26,7 @@ class StreamingResource(Resource):
     """Run a returned blocking sync iterable in the thread pool."""
 
     def render(self, request: Any) -> Any:
-        result = super().render(request)
+        result = super().render(request)  # type: ignore[no-untyped-call]
         if result is NOT_DONE_YET or isinstance(result, bytes):
             return result
         return stream(request, result, content_type=self.content_type, threaded=self.threaded)

@@ -9,7 +9,7 @@ module; :func:`twisted_stream._adapt.adapt` picks the adapter.
 from __future__ import annotations
 
 import enum
-from typing import Protocol, Union
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
@@ -23,10 +23,10 @@ class _EOF(enum.Enum):
 EOF = _EOF.EOF
 """Returned (or delivered by a Deferred) by :meth:`Source.read` once the source is exhausted."""
 
-Ready = Union[bytes, _EOF]
+Ready = bytes | _EOF
 """What a read that needs no waiting gives: some bytes, or :data:`EOF`."""
 
-ReadResult = Union[bytes, _EOF, "Deferred[Ready]"]
+ReadResult = bytes | _EOF | Deferred[Ready]
 """What :meth:`Source.read` returns."""
 
 

@@ -13,9 +13,9 @@ from twisted.web.server import NOT_DONE_YET
 from ._adapt import adapt
 from ._outcome import Outcome, StreamResult
 from ._producer import StreamProducer
+from ._settings import StreamSettings, settings_for
 from ._source import Source
 from ._state import State
-from ._settings import StreamSettings, settings_for
 
 _streams: weakref.WeakKeyDictionary[Any, Stream] = weakref.WeakKeyDictionary()
 
@@ -26,12 +26,21 @@ class Stream:
     Get it with :func:`stream_for` after calling :func:`stream`.
     """
 
-    def __init__(self, request: Any, source: Source, settings: StreamSettings,
-                 content_length: int | None, reactor: Any) -> None:
+    def __init__(
+        self,
+        request: Any,
+        source: Source,
+        settings: StreamSettings,
+        content_length: int | None,
+        reactor: Any,
+    ) -> None:
         self.request = request
         self.settings = settings
         self.started_at = time.monotonic()
         self.result: StreamResult | None = None
+        self.endless = False
+        """True for streams that never end on their own (event streams): graceful shutdown
+        ends them cleanly with :meth:`end` instead of aborting them."""
         self._waiters: list[Deferred[StreamResult]] = []
         self._producer = StreamProducer(
             request,
@@ -62,7 +71,12 @@ class Stream:
     def source_closed(self) -> Deferred[None]:
         """Fires once the source has been released (a threaded one closes on its worker)."""
         d: Deferred[None] = Deferred()
-        self._producer.source_closed.addBoth(lambda r: d.callback(None) or r)
+
+        def relay(result: object) -> object:
+            d.callback(None)
+            return result
+
+        self._producer.source_closed.addBoth(relay)
         return d
 
     def when_done(self) -> Deferred[StreamResult]:
@@ -76,6 +90,11 @@ class Stream:
         self._waiters.append(d)
         return d
 
+    def end(self) -> None:
+        """Finish the response cleanly now (for event streams, which never end on their own;
+        a response with a declared Content-Length is aborted instead). No-op once ended."""
+        self._producer.end()
+
     def abort(self, reason: str = "aborted by the server") -> None:
         """End the stream now; the client sees an incomplete body. No-op once ended."""
         self._producer.abort(reason)
@@ -88,12 +107,15 @@ class Stream:
         self._producer.start()
 
     def _ended(self, outcome: Outcome, failure: Failure | None) -> None:
-        self.result = StreamResult(outcome, self.bytes_sent, failure,
-                                   time.monotonic() - self.started_at)
+        self.result = StreamResult(
+            outcome, self.bytes_sent, failure, time.monotonic() - self.started_at
+        )
         site = getattr(self.request, "site", None)
         active = getattr(site, "active_streams", None)
         if isinstance(active, set):
             active.discard(self)
+        if not getattr(self.request, "finished", True):
+            _access_log(self.request)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(self.result)
@@ -133,10 +155,16 @@ def stream(
         request.setHeader(b"content-type", content_type.encode("latin-1"))
     if charset is None:
         charset = _charset_of(request) or "utf-8"
-    adapted = adapt(source, charset=charset, threaded=threaded, reactor=reactor,
-                    thread_pool_size=settings.thread_pool_size)
-    return stream_source(request, adapted, content_length=content_length, settings=settings,
-                         reactor=reactor)
+    adapted = adapt(
+        source,
+        charset=charset,
+        threaded=threaded,
+        reactor=reactor,
+        thread_pool_size=settings.thread_pool_size,
+    )
+    return stream_source(
+        request, adapted, content_length=content_length, settings=settings, reactor=reactor
+    )
 
 
 def stream_source(
@@ -164,6 +192,18 @@ def stream_source(
     return NOT_DONE_YET
 
 
+def _access_log(request: Any) -> None:
+    """Write the access-log line of a response that ended without ``finish()`` (aborted,
+    client gone), so it carries the real status and bytes sent like every other line."""
+    factory = getattr(getattr(request, "channel", None), "factory", None)
+    if factory is None:
+        site = getattr(request, "site", None)
+        factory = site
+    log = getattr(factory, "log", None)
+    if log is not None:
+        log(request)
+
+
 def stream_for(request: Any) -> Stream | None:
     """The :class:`Stream` that :func:`stream` started for ``request``, if any."""
     return _streams.get(request)
@@ -176,7 +216,7 @@ def _charset_of(request: Any) -> str | None:
     for param in value.split(b";")[1:]:
         name, _, found = param.strip().partition(b"=")
         if name.strip().lower() == b"charset" and found:
-            return found.strip().strip(b'"').decode("ascii", "replace")
+            return str(found.strip().strip(b'"').decode("ascii", "replace"))
     return None
 
 

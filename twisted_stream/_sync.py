@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from typing import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -26,12 +25,15 @@ class IteratorSource:
         self._waiting_on: Deferred[object] | None = None
         self._next_deferred: Deferred[object] | None = None
         self._exhausted = False
+        self._error: Failure | None = None
         self._closed = False
 
     def read(self, limit: int, deadline: float) -> ReadResult:
         if self._next_deferred is not None:
             d, self._next_deferred = self._next_deferred, None
             return self._wait(d)
+        if self._error is not None:
+            self._error.raiseException()
         if self._exhausted:
             return EOF
         parts: list[bytes] = []
@@ -59,6 +61,11 @@ class IteratorSource:
             self._exhausted = True
             if not parts:
                 return EOF
+        except BaseException:
+            if not parts:
+                raise
+            # Hand over what was produced before the failure; it is raised on the next read.
+            self._error = Failure()
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)
