@@ -70,6 +70,7 @@ class StreamProducer:
         self._running = False
         self._next_slice: IDelayedCall | None = None
         self._connection_lost = False
+        self._force_abort: IDelayedCall | None = None
         self.source_closed: Deferred[None] = Deferred()
 
     # Lifecycle.
@@ -247,9 +248,13 @@ class StreamProducer:
         self._on_end(Outcome.COMPLETED, None)
 
     def _lost(self, reason: Failure) -> None:
+        self._connection_lost = True
+        if self._force_abort is not None:
+            if self._force_abort.active():
+                self._force_abort.cancel()
+            self._force_abort = None
         if self.state in TERMINAL:
             return
-        self._connection_lost = True
         self._fire(Event.ABORT)
         self._teardown()
         _log.info(
@@ -275,7 +280,7 @@ class StreamProducer:
         )
         if started:
             self._unregister()
-            abort_connection(request)
+            self._force_abort = abort_connection(request, self._clock, flush=True)
         else:
             self._unregister()
             send_error_page(request, reason)
@@ -309,7 +314,7 @@ class StreamProducer:
             reason=reason,
         )
         self._unregister()
-        abort_connection(self.request)
+        abort_connection(self.request, self._clock, flush=False)
         self._on_end(Outcome.ABORTED, Failure(StreamAborted(reason)))
 
     def _teardown(self) -> None:
@@ -346,17 +351,40 @@ class StreamProducer:
         closing.addErrback(closed_badly).chainDeferred(self.source_closed)
 
 
-def abort_connection(request: Any) -> None:
-    """Abort the connection (HTTP/1) or the stream (HTTP/2) carrying ``request``."""
+FORCE_ABORT_AFTER = 15.0
+"""Seconds a failed response may take to flush what it sent before the connection is reset
+(the same grace Twisted's ``HTTPChannel.abortTimeout`` gives)."""
+
+
+def abort_connection(request: Any, clock: Any, *, flush: bool) -> IDelayedCall | None:
+    """End the connection (HTTP/1) or the stream (HTTP/2) carrying ``request`` abnormally.
+
+    With ``flush``, an HTTP/1.1 client first receives what was already sent, then the
+    connection closes short of the chunked terminator or the Content-Length, which every
+    client reports as an incomplete body; a client that does not drain it within
+    :data:`FORCE_ABORT_AFTER` is reset (the returned call does that; cancel it when the
+    connection goes). HTTP/1.0 without a length cannot signal truncation by closing, so it
+    is reset at once, as is everything without ``flush``. HTTP/2 resets just the stream.
+    """
     channel = getattr(request, "channel", None)
     if channel is None:
-        return
-    abort = getattr(channel, "abortConnection", None)  # H2Stream resets just its stream
-    if abort is None:
-        transport = getattr(channel, "transport", None)
-        abort = getattr(transport, "abortConnection", None)
-    if abort is not None:
-        abort()
+        return None
+    stream_abort = getattr(channel, "abortConnection", None)  # H2Stream: RST_STREAM
+    if stream_abort is not None:
+        stream_abort()
+        return None
+    transport = getattr(channel, "transport", None)
+    if transport is None:
+        return None
+    delimited = request.clientproto != b"HTTP/1.0" or request.responseHeaders.hasHeader(
+        b"content-length"
+    )
+    if not (flush and delimited):
+        transport.abortConnection()
+        return None
+    transport.loseConnection()
+    call: IDelayedCall = clock.callLater(FORCE_ABORT_AFTER, transport.abortConnection)
+    return call
 
 
 def send_error_page(request: Any, reason: Failure) -> None:

@@ -1,0 +1,30 @@
+"""Waiting on conditions in tests: bounded, never a fixed sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Let the reactor run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await deferLater(reactor, 0.002, lambda: None)
+
+
+async def turns(n: int) -> None:
+    """Let the reactor run ``n`` iterations (to show that something does NOT happen)."""
+    for _ in range(n):
+        await deferLater(reactor, 0, lambda: None)
+
+
+def within(d: Deferred, timeout: float = 10.0) -> Deferred:  # type: ignore[type-arg]
+    """``d``, failing with a timeout after ``timeout`` seconds."""
+    return d.addTimeout(timeout, reactor)
