@@ -7,6 +7,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
@@ -29,7 +30,9 @@ class RawClient(Protocol):
                 still.append((size, d))
         self._waiting = still
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:  # type: ignore[override]
+        if reason is None:
+            reason = Failure(ConnectionDone())
         for _, d in self._waiting:
             d.errback(reason)
         self._waiting = []

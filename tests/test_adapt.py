@@ -40,7 +40,7 @@ def test_kinds() -> None:
 
 def test_unstreamable_objects_are_a_clear_type_error() -> None:
     """Objects that are not a source raise TypeError naming the type."""
-    with pytest.raises(TypeError, match="builtins.int"):
+    with pytest.raises(TypeError, match=r"builtins\.int"):
         pick(42)
 
     async def agen() -> AsyncIterator[bytes]:
