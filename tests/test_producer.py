@@ -448,3 +448,80 @@ def _remove_observers() -> Iterator[None]:
     yield
     while _observers:
         globalLogPublisher.removeObserver(_observers.pop())
+
+
+def test_stall_timeout_aborts_a_stream_paused_too_long() -> None:
+    """A stream kept paused by its transport for stall_timeout is aborted as STALLED."""
+    gen, events = counting(1_000_000)
+    h = Harness(lambda: gen, buffer_size=1000, stall_timeout=60)
+    logged = capture_log()
+    handle = h.get()
+    h.producer.pauseProducing()
+    h.clock.advance(59)
+    assert handle.outcome is None
+    h.clock.advance(1)
+    assert result_of(handle).outcome is Outcome.STALLED
+    assert h.transport.disconnecting
+    assert events[-1] == "finally"
+    assert "stalled" in logged[-1]["reason"]
+
+
+def test_stall_timer_restarts_on_each_pause_and_counts_paused_time() -> None:
+    """Resuming cancels the stall timer; pauses and paused time are counted."""
+    gen, _ = counting(1_000_000)
+    h = Harness(lambda: gen, buffer_size=1000, stall_timeout=10)
+    handle = h.get()
+    for _ in range(3):
+        h.producer.pauseProducing()
+        h.producer.pauseProducing()
+        h.clock.advance(9)
+        h.producer.resumeProducing()
+    assert handle.outcome is None
+    assert handle.pause_count == 3
+    h.lose_connection()
+
+
+def test_stall_timeout_zero_never_fires() -> None:
+    """stall_timeout=0 turns the stall timeout off."""
+    gen, _ = counting(1_000_000)
+    h = Harness(lambda: gen, buffer_size=1000, stall_timeout=0)
+    handle = h.get()
+    h.producer.pauseProducing()
+    assert not [c for c in h.clock.getDelayedCalls() if c.getTime() > 0]
+    assert handle.outcome is None
+    h.lose_connection()
+
+
+def test_idle_timeout_fails_a_silent_source_but_heartbeats_do_not_count() -> None:
+    """A source that produces nothing for idle_timeout fails; heartbeat bytes do not reset
+    the timer, real data does."""
+    from twisted_stream._source import Heartbeat
+
+    gates: list[Deferred[object]] = [Deferred() for _ in range(3)]
+    h = Harness(lambda: iter([b"a", *gates]), idle_timeout=10)
+    capture_log()
+    handle = h.get()
+    h.clock.advance(6)
+    gates[0].callback(b"data")  # real data: the timer starts again at the next wait
+    h.clock.advance(6)
+    gates[1].callback(Heartbeat(b":\n\n"))  # keep-alive only: the timer keeps running
+    assert handle.outcome is None
+    h.clock.advance(4)
+    result = result_of(handle)
+    assert result.outcome is Outcome.SOURCE_FAILED
+    assert "produced nothing" in str(result.failure.value)
+    assert gates[2].called, "the pending wait was cancelled"
+    gates[2].addErrback(lambda _: None)
+
+
+def test_deadline_aborts_a_long_stream() -> None:
+    """A stream still running at its deadline is aborted."""
+    gate: Deferred[object] = Deferred()
+    gate.addErrback(lambda _: None)
+    h = Harness(lambda: iter([b"a", gate]), deadline=30)
+    capture_log()
+    handle = h.get()
+    h.clock.advance(30)
+    assert result_of(handle).outcome is Outcome.ABORTED
+    assert "deadline" in str(result_of(handle).failure.value)
+    assert not h.clock.getDelayedCalls(), "no timer outlives the stream"

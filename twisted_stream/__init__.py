@@ -1,6 +1,13 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control."""
 
-from ._errors import ChunkTypeError, ContentLengthError, StreamAborted, StreamError
+from ._errors import (
+    ChunkTypeError,
+    ContentLengthError,
+    SourceIdleTimeout,
+    StreamAborted,
+    StreamError,
+)
+from ._metrics import StreamMetrics
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
 from ._settings import StreamSettings
@@ -12,10 +19,12 @@ __all__ = [
     "ChunkTypeError",
     "ContentLengthError",
     "Outcome",
+    "SourceIdleTimeout",
     "State",
     "Stream",
     "StreamAborted",
     "StreamError",
+    "StreamMetrics",
     "StreamResult",
     "StreamSettings",
     "StreamSite",

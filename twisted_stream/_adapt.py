@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -16,7 +16,13 @@ from ._threads import thread_pool
 
 
 def adapt(
-    source: object, *, charset: str, threaded: bool, reactor: Any, thread_pool_size: int
+    source: object,
+    *,
+    charset: str,
+    threaded: bool,
+    reactor: Any,
+    thread_pool_size: int,
+    convert: Callable[[object], bytes] | None = None,
 ) -> Source:
     """Wrap ``source`` in the adapter for its kind.
 
@@ -25,8 +31,12 @@ def adapt(
     - a ``pathlib.Path``, ``FilePath`` or binary file object: the file adapter;
     - an async iterable: the async adapter (``threaded=True`` is refused for it);
     - any other iterable: the sync adapter, or the threaded one with ``threaded=True``.
+
+    ``convert`` turns each item into bytes (default: bytes-like and ``str`` in ``charset``);
+    event streams and NDJSON pass their own serialiser.
     """
-    convert = chunk_converter(charset)
+    if convert is None:
+        convert = chunk_converter(charset)
     if isinstance(source, (bytes, bytearray, memoryview, str, Deferred)):
         return IteratorSource([source], convert)
     file = _file_source(source)
@@ -47,8 +57,6 @@ def adapt(
 
 
 def _file_source(source: object) -> Source | None:
-    try:  # TEMPORARY until the file adapter lands
-        from ._file import file_source
-    except ImportError:
-        return None
-    return file_source(source)  # type: ignore[no-any-return]
+    from ._file import file_source
+
+    return file_source(source)

@@ -10,13 +10,13 @@ from ._errors import ChunkTypeError
 def chunk_converter(charset: str) -> Callable[[object], bytes]:
     """Return a function turning one yielded item into ``bytes``.
 
-    ``bytes`` pass through; ``bytearray`` and ``memoryview`` are copied (the source may reuse
+    ``bytes`` (and its subclasses) pass through; ``bytearray`` and ``memoryview`` are copied (the source may reuse
     its buffer after yielding it); ``str`` is encoded with ``charset``. Anything else raises
     :class:`ChunkTypeError` naming the type.
     """
 
     def convert(item: object) -> bytes:
-        if type(item) is bytes:
+        if isinstance(item, bytes):  # subclasses too (immutable; Heartbeat keeps its type)
             return item
         if isinstance(item, str):
             return item.encode(charset)

@@ -24,3 +24,7 @@ class ContentLengthError(StreamError):
 
 class ChunkTypeError(StreamError, TypeError):
     """A source yielded something that is not body data (the message names its type)."""
+
+
+class SourceIdleTimeout(StreamError):
+    """The source produced nothing for longer than the idle timeout."""

@@ -18,6 +18,10 @@ class Outcome(enum.Enum):
     SOURCE_FAILED = "source-failed"
     """The source raised, yielded something that is not body data, or produced a different
     length than declared: 500 if nothing was sent yet, else an aborted connection."""
+    STALLED = "stalled"
+    """The client read nothing for the stall timeout while the stream waited on it: aborted."""
+    REJECTED = "rejected"
+    """Refused before it started, for a concurrency limit: 503 with Retry-After."""
     ABORTED = "aborted"
     """The server ended it (``Stream.abort()``, shutdown, a limit): an aborted connection."""
 

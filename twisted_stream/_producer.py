@@ -20,14 +20,25 @@ from twisted.python.failure import Failure
 from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
-from ._errors import ContentLengthError, StreamAborted
+from ._errors import ContentLengthError, SourceIdleTimeout, StreamAborted
 from ._outcome import Outcome
-from ._source import EOF, Ready, Source
+from ._settings import StreamSettings
+from ._source import EOF, Heartbeat, Ready, Source
 from ._state import TERMINAL, Event, State, transition
 
 _log = Logger(namespace="twisted_stream")
 
 EndCallback = Callable[[Outcome, "Failure | None"], None]
+
+
+_PAUSED = frozenset({State.PAUSED, State.WAITING_PAUSED})
+
+
+def _cancel(call: IDelayedCall | None) -> IDelayedCall | None:
+    """Cancel ``call`` if it is still pending; returns None, to clear the caller's slot."""
+    if call is not None and call.active():
+        call.cancel()
+    return None
 
 
 def request_line(request: Any) -> str:
@@ -49,8 +60,7 @@ class StreamProducer:
         request: Any,
         source: Source,
         *,
-        buffer_size: int,
-        slice_seconds: float,
+        settings: StreamSettings,
         clock: Any,
         content_length: int | None,
         on_end: EndCallback,
@@ -59,10 +69,17 @@ class StreamProducer:
         self.state = State.IDLE
         self.bytes_sent = 0
         self.first_byte_at: float | None = None
+        self.pause_count = 0
+        self._paused_seconds = 0.0
+        self._paused_since: float | None = None
         self._source = source
-        self._limit = buffer_size
-        self._slice = slice_seconds
+        self._settings = settings
+        self._limit = settings.buffer_size
+        self._slice = settings.slice_seconds
         self._clock = clock
+        self._stall_timer: IDelayedCall | None = None
+        self._idle_timer: IDelayedCall | None = None
+        self._deadline_timer: IDelayedCall | None = None
         self._declared = content_length
         self._on_end = on_end
         self._carry: memoryview | None = None
@@ -79,7 +96,7 @@ class StreamProducer:
         self.state = transition(self.state, event)
         return self.state
 
-    def start(self) -> None:
+    def start(self, *, flush_headers: bool = False) -> None:
         """Register on the request and start pulling (Twisted never resumes us first)."""
         request = self.request
         if getattr(request, "_disconnected", False):
@@ -94,19 +111,64 @@ class StreamProducer:
             self._on_end(Outcome.COMPLETED, None)
             return
         self._fire(Event.START)
+        if self._settings.deadline:
+            self._deadline_timer = self._clock.callLater(
+                self._settings.deadline, self.abort, "the stream deadline passed"
+            )
         request.registerProducer(self, True)
+        if flush_headers:
+            request.write(b"")
         self._run()
+
+    def reject(self) -> None:
+        """The stream is refused before it starts: release the source unread."""
+        self._fire(Event.ABORT)
+        self._close_source()
 
     # IPushProducer: called by the transport, repeatedly and re-entrantly.
 
     def pauseProducing(self) -> None:
-        self._fire(Event.PAUSE)
+        before = self.state
+        if self._fire(Event.PAUSE) is not before and self.state in _PAUSED:
+            self.pause_count += 1
+            self._paused_since = time.monotonic()
+            if self._settings.stall_timeout:
+                self._stall_timer = self._clock.callLater(
+                    self._settings.stall_timeout, self._stalled
+                )
 
     def resumeProducing(self) -> None:
         before = self.state
-        if self._fire(Event.RESUME) is State.STREAMING and before is not State.STREAMING:
-            self._cancel_slice()
-            self._run()
+        after = self._fire(Event.RESUME)
+        if before in _PAUSED and after not in _PAUSED:
+            self._unpaused()
+            if after is State.STREAMING:
+                self._cancel_slice()
+                self._run()
+
+    def _unpaused(self) -> None:
+        if self._paused_since is not None:
+            self._paused_seconds += time.monotonic() - self._paused_since
+            self._paused_since = None
+        self._stall_timer = _cancel(self._stall_timer)
+
+    @property
+    def paused_seconds(self) -> float:
+        """Total time the transport has kept this stream paused."""
+        ongoing = 0.0 if self._paused_since is None else time.monotonic() - self._paused_since
+        return self._paused_seconds + ongoing
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        self._abort(
+            f"the client read nothing for {self._settings.stall_timeout:g} s (stalled)",
+            Outcome.STALLED,
+        )
+
+    def _idle(self) -> None:
+        self._idle_timer = None
+        timeout = self._settings.idle_timeout
+        self._fail(Failure(SourceIdleTimeout(f"the source produced nothing for {timeout:g} s")))
 
     def stopProducing(self) -> None:
         self._lost(Failure(StreamAborted("the connection was closed")))
@@ -149,6 +211,8 @@ class StreamProducer:
                 budget -= self._accept(result, budget)
                 continue
             self._fire(Event.WAIT)
+            if self._settings.idle_timeout and self._idle_timer is None:
+                self._idle_timer = self._clock.callLater(self._settings.idle_timeout, self._idle)
             result.addCallbacks(self._ready, self._read_failed)
             # A Deferred that had already fired has moved us on; otherwise we wait for it.
 
@@ -165,6 +229,8 @@ class StreamProducer:
     def _ready(self, result: Ready) -> None:
         if self.state not in (State.WAITING, State.WAITING_PAUSED):
             return  # ended while the source was busy
+        if type(result) is not Heartbeat:
+            self._idle_timer = _cancel(self._idle_timer)
         if result is EOF:
             self._fire(Event.READY)
             self._complete()
@@ -241,9 +307,8 @@ class StreamProducer:
             if self.state in TERMINAL:
                 return  # the client vanished during that write
         self._fire(Event.FINISH)
-        self._cancel_slice()
+        self._teardown()
         self.request.unregisterProducer()
-        self._close_source()
         self.request.finish()
         self._on_end(Outcome.COMPLETED, None)
 
@@ -303,6 +368,9 @@ class StreamProducer:
 
     def abort(self, reason: str = "aborted by the server") -> None:
         """End the stream now from the server side: the client sees an incomplete body."""
+        self._abort(reason, Outcome.ABORTED)
+
+    def _abort(self, reason: str, outcome: Outcome) -> None:
         if self.state in TERMINAL:
             return
         self._fire(Event.ABORT)
@@ -315,10 +383,13 @@ class StreamProducer:
         )
         self._unregister()
         abort_connection(self.request, self._clock, flush=False)
-        self._on_end(Outcome.ABORTED, Failure(StreamAborted(reason)))
+        self._on_end(outcome, Failure(StreamAborted(reason)))
 
     def _teardown(self) -> None:
         self._cancel_slice()
+        self._unpaused()
+        self._idle_timer = _cancel(self._idle_timer)
+        self._deadline_timer = _cancel(self._deadline_timer)
         self._carry = None
         self._held = None
         self._close_source()

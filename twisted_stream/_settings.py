@@ -25,14 +25,41 @@ class StreamSettings:
     """Longest time one stream pulls from its source before letting the reactor run others."""
     thread_pool_size: int = DEFAULT_THREAD_POOL_SIZE
     """Threads that run ``threaded=True`` sources; further work waits for a free thread."""
+    stall_timeout: float = 60.0
+    """Seconds a stream may stay paused by its transport (the client is not reading) before
+    it is aborted as stalled; 0 turns it off."""
+    idle_timeout: float = 0.0
+    """Seconds the source may produce nothing (heartbeats aside) before the stream fails;
+    0 turns it off."""
+    deadline: float = 0.0
+    """Seconds a whole stream may last before it is aborted; 0 means no limit."""
+    max_streams: int = 0
+    """Streams served at once by the site; beyond it new ones get 503. 0 means no limit."""
+    max_streams_per_client: int = 0
+    """Streams served at once per client address; beyond it 503. 0 means no limit."""
+    trust_forwarded_for: bool = False
+    """Take the client address from ``X-Forwarded-For`` (only behind a proxy you trust)."""
+    retry_after: int = 5
+    """Seconds advertised in ``Retry-After`` when a stream is refused for a limit."""
+    compress: bool = False
+    """gzip streamed text responses for clients that accept it, flushing at every write."""
 
     def __post_init__(self) -> None:
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, not {self.buffer_size}")
+        for name in ("buffer_size", "thread_pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.slice_seconds <= 0:
             raise ValueError(f"slice_seconds must be positive, not {self.slice_seconds}")
-        if self.thread_pool_size < 1:
-            raise ValueError(f"thread_pool_size must be at least 1, not {self.thread_pool_size}")
+        for name in (
+            "stall_timeout",
+            "idle_timeout",
+            "deadline",
+            "max_streams",
+            "max_streams_per_client",
+            "retry_after",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
     def replace(self, **changes: Any) -> StreamSettings:
         """A copy with ``changes`` applied; ``None`` values are ignored."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Site
 
+from ._metrics import StreamMetrics
 from ._settings import StreamSettings
 
 if TYPE_CHECKING:
@@ -22,3 +23,4 @@ class StreamSite(Site):
         super().__init__(resource, *args, **kwargs)  # type: ignore[no-untyped-call]
         self.stream_settings = settings if settings is not None else StreamSettings()
         self.active_streams: set[Stream] = set()
+        self.metrics = StreamMetrics()

@@ -23,6 +23,13 @@ class _EOF(enum.Enum):
 EOF = _EOF.EOF
 """Returned (or delivered by a Deferred) by :meth:`Source.read` once the source is exhausted."""
 
+
+class Heartbeat(bytes):
+    """Bytes that keep an idle connection alive but are not data (an event-stream comment):
+    a read returning them does not count as the source producing something, so they do not
+    reset the idle timeout."""
+
+
 Ready = bytes | _EOF
 """What a read that needs no waiting gives: some bytes, or :data:`EOF`."""
 

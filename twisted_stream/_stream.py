@@ -7,16 +7,21 @@ import weakref
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
 from ._adapt import adapt
+from ._compression import maybe_compress
 from ._outcome import Outcome, StreamResult
-from ._producer import StreamProducer
+from ._limits import client_address, refusal, send_refusal
+from ._producer import StreamProducer, request_line
 from ._settings import StreamSettings, settings_for
+from ._site import StreamSite
 from ._source import Source
 from ._state import State
 
+_log = Logger(namespace="twisted_stream")
 _streams: weakref.WeakKeyDictionary[Any, Stream] = weakref.WeakKeyDictionary()
 
 
@@ -41,12 +46,15 @@ class Stream:
         self.endless = False
         """True for streams that never end on their own (event streams): graceful shutdown
         ends them cleanly with :meth:`end` instead of aborting them."""
+        self.path = str(getattr(request, "uri", b"").decode("latin-1", "replace"))
+        self.client = client_address(request, settings.trust_forwarded_for)
+        site = getattr(request, "site", None)
+        self._site: StreamSite | None = site if isinstance(site, StreamSite) else None
         self._waiters: list[Deferred[StreamResult]] = []
         self._producer = StreamProducer(
             request,
             source,
-            buffer_size=settings.buffer_size,
-            slice_seconds=settings.slice_seconds,
+            settings=settings,
             clock=reactor,
             content_length=content_length,
             on_end=self._ended,
@@ -61,6 +69,32 @@ class Stream:
     def bytes_sent(self) -> int:
         """Body bytes written so far."""
         return self._producer.bytes_sent
+
+    @property
+    def paused(self) -> bool:
+        """Whether the transport holds the stream paused (its client is not reading)."""
+        return self._producer.state in (State.PAUSED, State.WAITING_PAUSED)
+
+    @property
+    def pause_count(self) -> int:
+        """How many times the transport paused the stream."""
+        return self._producer.pause_count
+
+    @property
+    def paused_seconds(self) -> float:
+        """Total seconds the transport kept the stream paused."""
+        return self._producer.paused_seconds
+
+    @property
+    def first_byte_seconds(self) -> float | None:
+        """Seconds from start to the first body byte, None before it."""
+        at = self._producer.first_byte_at
+        return None if at is None else at - self.started_at
+
+    @property
+    def age(self) -> float:
+        """Seconds since the stream started."""
+        return time.monotonic() - self.started_at
 
     @property
     def outcome(self) -> Outcome | None:
@@ -99,21 +133,39 @@ class Stream:
         """End the stream now; the client sees an incomplete body. No-op once ended."""
         self._producer.abort(reason)
 
-    def _start(self) -> None:
-        site = getattr(self.request, "site", None)
-        active = getattr(site, "active_streams", None)
-        if isinstance(active, set):
-            active.add(self)
-        self._producer.start()
+    def _start(self, *, flush_headers: bool = False) -> None:
+        site = self._site
+        if site is not None:
+            reason = refusal(site, self.request, self.settings)
+            if reason is not None:
+                self._refuse(reason)
+                return
+            site.active_streams.add(self)
+            site.metrics.stream_started()
+        self._producer.start(flush_headers=flush_headers)
+
+    def _refuse(self, reason: str) -> None:
+        _log.info(
+            "{request_line}: refused with 503: {reason}",
+            request_line=request_line(self.request),
+            reason=reason,
+        )
+        self._producer.reject()
+        send_refusal(self.request, self.settings, reason)
+        self.result = StreamResult(Outcome.REJECTED, 0, None, 0.0)
+        if self._site is not None:
+            self._site.metrics.stream_rejected()
 
     def _ended(self, outcome: Outcome, failure: Failure | None) -> None:
         self.result = StreamResult(
             outcome, self.bytes_sent, failure, time.monotonic() - self.started_at
         )
-        site = getattr(self.request, "site", None)
-        active = getattr(site, "active_streams", None)
-        if isinstance(active, set):
-            active.discard(self)
+        site = self._site
+        if site is not None:
+            site.active_streams.discard(self)
+            if self.first_byte_seconds is not None:
+                site.metrics.first_byte(self.first_byte_seconds)
+            site.metrics.stream_ended(self.result, self.pause_count, self.paused_seconds)
         if not getattr(self.request, "finished", True):
             _access_log(self.request)
         waiters, self._waiters = self._waiters, []
@@ -129,10 +181,14 @@ def stream(
     charset: str | None = None,
     content_length: int | None = None,
     threaded: bool = False,
+    reactor: Any = None,
     buffer_size: int | None = None,
     slice_seconds: float | None = None,
     thread_pool_size: int | None = None,
-    reactor: Any = None,
+    stall_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    deadline: float | None = None,
+    compress: bool | None = None,
 ) -> int:
     """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
 
@@ -141,16 +197,19 @@ def stream(
     ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (encoded with ``charset``, else the
     ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
     iterable in a bounded thread pool. ``content_length`` sets ``Content-Length``; a source
-    producing a different length then aborts the connection. Settings default to the
-    site's (:class:`StreamSite`) and otherwise to :class:`StreamSettings`.
+    producing a different length then aborts the connection. The remaining keywords override
+    the :class:`StreamSettings` of the site (:class:`StreamSite`) for this response.
     """
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
     settings = settings_for(request).replace(
-        buffer_size=buffer_size, slice_seconds=slice_seconds, thread_pool_size=thread_pool_size
+        buffer_size=buffer_size,
+        slice_seconds=slice_seconds,
+        thread_pool_size=thread_pool_size,
+        stall_timeout=stall_timeout,
+        idle_timeout=idle_timeout,
+        deadline=deadline,
+        compress=compress,
     )
+    reactor = _reactor(reactor)
     if content_type is not None:
         request.setHeader(b"content-type", content_type.encode("latin-1"))
     if charset is None:
@@ -174,22 +233,36 @@ def stream_source(
     content_length: int | None = None,
     settings: StreamSettings | None = None,
     reactor: Any = None,
+    flush_headers: bool = False,
+    endless: bool = False,
 ) -> int:
-    """Stream an already adapted :class:`~._source.Source` (files, templates, events)."""
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
+    """Stream an already adapted :class:`~._source.Source` (files, templates, events).
 
-        reactor = global_reactor
+    ``flush_headers`` sends the status line and headers at once instead of with the first
+    body bytes (event streams); ``endless`` marks a stream that never ends on its own, so
+    graceful shutdown ends it cleanly rather than aborting it.
+    """
+    reactor = _reactor(reactor)
     if settings is None:
         settings = settings_for(request)
     if content_length is not None:
         if content_length < 0:
             raise ValueError(f"content_length must not be negative, not {content_length}")
         request.setHeader(b"content-length", b"%d" % content_length)
+    source = maybe_compress(request, source, settings)
     handle = Stream(request, source, settings, _declared_length(request), reactor)
+    handle.endless = endless
     _streams[request] = handle
-    handle._start()
+    handle._start(flush_headers=flush_headers)
     return NOT_DONE_YET
+
+
+def _reactor(reactor: Any) -> Any:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        return global_reactor
+    return reactor
 
 
 def _access_log(request: Any) -> None:
