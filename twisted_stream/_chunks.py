@@ -10,9 +10,9 @@ from ._errors import ChunkTypeError
 def chunk_converter(charset: str) -> Callable[[object], bytes]:
     """Return a function turning one yielded item into ``bytes``.
 
-    ``bytes`` (and its subclasses) pass through; ``bytearray`` and ``memoryview`` are copied (the source may reuse
-    its buffer after yielding it); ``str`` is encoded with ``charset``. Anything else raises
-    :class:`ChunkTypeError` naming the type.
+    ``bytes`` (and its subclasses) pass through; ``bytearray`` and ``memoryview`` are
+    copied (the source may reuse its buffer after yielding it); ``str`` is encoded with
+    ``charset``. Anything else raises :class:`ChunkTypeError` naming the type.
     """
 
     def convert(item: object) -> bytes:

@@ -13,8 +13,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from ._adapt import adapt
 from ._compression import maybe_compress
-from ._outcome import Outcome, StreamResult
 from ._limits import client_address, refusal, send_refusal
+from ._outcome import Outcome, StreamResult
 from ._producer import StreamProducer, request_line
 from ._settings import StreamSettings, settings_for
 from ._site import StreamSite
