@@ -143,7 +143,7 @@ class StreamProducer:
         if before in _PAUSED and after not in _PAUSED:
             self._unpaused()
             if after is State.STREAMING:
-                self._cancel_slice()
+                self._next_slice = _cancel(self._next_slice)
                 self._run()
 
     def _unpaused(self) -> None:
@@ -201,7 +201,7 @@ class StreamProducer:
                 continue
             try:
                 result = self._source.read(limit, deadline)
-            except BaseException:
+            except Exception:
                 self._fail(Failure())
                 return
             if result is EOF:
@@ -219,12 +219,6 @@ class StreamProducer:
     def _slice_due(self) -> None:
         self._next_slice = None
         self._run()
-
-    def _cancel_slice(self) -> None:
-        if self._next_slice is not None:
-            if self._next_slice.active():
-                self._next_slice.cancel()
-            self._next_slice = None
 
     def _ready(self, result: Ready) -> None:
         if self.state not in (State.WAITING, State.WAITING_PAUSED):
@@ -314,10 +308,7 @@ class StreamProducer:
 
     def _lost(self, reason: Failure) -> None:
         self._connection_lost = True
-        if self._force_abort is not None:
-            if self._force_abort.active():
-                self._force_abort.cancel()
-            self._force_abort = None
+        self._force_abort = _cancel(self._force_abort)
         if self.state in TERMINAL:
             return
         self._fire(Event.ABORT)
@@ -386,7 +377,7 @@ class StreamProducer:
         self._on_end(outcome, Failure(StreamAborted(reason)))
 
     def _teardown(self) -> None:
-        self._cancel_slice()
+        self._next_slice = _cancel(self._next_slice)
         self._unpaused()
         self._idle_timer = _cancel(self._idle_timer)
         self._deadline_timer = _cancel(self._deadline_timer)
