@@ -7,6 +7,8 @@ from ._errors import (
     StreamAborted,
     StreamError,
 )
+from ._file import FileTruncated
+from ._file_resource import FileResource
 from ._metrics import StreamMetrics
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
@@ -18,6 +20,8 @@ from ._stream import Stream, stream, stream_for
 __all__ = [
     "ChunkTypeError",
     "ContentLengthError",
+    "FileResource",
+    "FileTruncated",
     "Outcome",
     "SourceIdleTimeout",
     "State",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 MAX_RANGES = 100
 """Most range-specs accepted in one header, before coalescing; more means ``200``."""
@@ -67,7 +67,7 @@ class Unsatisfiable:
     """Answer ``416`` with ``Content-Range: bytes */<size>``."""
 
 
-RangeOutcome = Union[IgnoreRange, Satisfiable, Unsatisfiable]
+RangeOutcome = IgnoreRange | Satisfiable | Unsatisfiable
 
 
 class _Malformed(ValueError):
@@ -177,7 +177,7 @@ class FileRegion(NamedTuple):
     length: int
 
 
-Segment = Union[bytes, FileRegion]
+Segment = bytes | FileRegion
 """One piece of a body layout: literal bytes, or a region of the file."""
 
 
@@ -220,6 +220,5 @@ def multipart_layout(
 def layout_length(segments: Sequence[Segment]) -> int:
     """The number of bytes a layout produces."""
     return sum(
-        segment.length if isinstance(segment, FileRegion) else len(segment)
-        for segment in segments
+        segment.length if isinstance(segment, FileRegion) else len(segment) for segment in segments
     )
