@@ -525,3 +525,19 @@ def test_deadline_aborts_a_long_stream() -> None:
     assert result_of(handle).outcome is Outcome.ABORTED
     assert "deadline" in str(result_of(handle).failure.value)
     assert not h.clock.getDelayedCalls(), "no timer outlives the stream"
+
+
+def test_stall_timeout_counts_from_the_latest_pause() -> None:
+    """A pause that starts long after an earlier one still gets the full stall timeout."""
+    gen, _ = counting(1_000_000)
+    h = Harness(lambda: gen, buffer_size=1000, stall_timeout=10)
+    handle = h.get()
+    h.producer.pauseProducing()
+    h.clock.advance(1)
+    h.producer.resumeProducing()
+    h.clock.pump([5] * 10)  # 50 s of flowing data
+    h.producer.pauseProducing()
+    h.clock.advance(9.5)
+    assert handle.outcome is None, "only 9.5 s into this pause"
+    h.clock.advance(0.5)
+    assert result_of(handle).outcome is Outcome.STALLED

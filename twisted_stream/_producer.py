@@ -131,11 +131,12 @@ class StreamProducer:
         before = self.state
         if self._fire(Event.PAUSE) is not before and self.state in _PAUSED:
             self.pause_count += 1
-            self._paused_since = time.monotonic()
-            if self._settings.stall_timeout:
-                self._stall_timer = self._clock.callLater(
-                    self._settings.stall_timeout, self._stalled
-                )
+            self._paused_since = self._clock.seconds()
+            timeout = self._settings.stall_timeout
+            if timeout and self._stall_timer is None:
+                # One timer per stream, not one per pause: it re-arms itself for what is
+                # left of the current pause when it fires (pauses come once per buffer).
+                self._stall_timer = self._clock.callLater(timeout, self._check_stall)
 
     def resumeProducing(self) -> None:
         before = self.state
@@ -148,18 +149,24 @@ class StreamProducer:
 
     def _unpaused(self) -> None:
         if self._paused_since is not None:
-            self._paused_seconds += time.monotonic() - self._paused_since
+            self._paused_seconds += self._clock.seconds() - self._paused_since
             self._paused_since = None
-        self._stall_timer = _cancel(self._stall_timer)
 
     @property
     def paused_seconds(self) -> float:
         """Total time the transport has kept this stream paused."""
-        ongoing = 0.0 if self._paused_since is None else time.monotonic() - self._paused_since
-        return self._paused_seconds + ongoing
+        since = self._paused_since
+        return self._paused_seconds + (0.0 if since is None else self._clock.seconds() - since)
 
-    def _stalled(self) -> None:
+    def _check_stall(self) -> None:
         self._stall_timer = None
+        since = self._paused_since
+        if since is None:
+            return  # not paused now; the next pause arms the timer again
+        left = since + self._settings.stall_timeout - self._clock.seconds()
+        if left > 0:
+            self._stall_timer = self._clock.callLater(left, self._check_stall)
+            return
         self._abort(
             f"the client read nothing for {self._settings.stall_timeout:g} s (stalled)",
             Outcome.STALLED,
@@ -379,6 +386,7 @@ class StreamProducer:
     def _teardown(self) -> None:
         self._next_slice = _cancel(self._next_slice)
         self._unpaused()
+        self._stall_timer = _cancel(self._stall_timer)
         self._idle_timer = _cancel(self._idle_timer)
         self._deadline_timer = _cancel(self._deadline_timer)
         self._carry = None

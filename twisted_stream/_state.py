@@ -29,6 +29,10 @@ class State(enum.Enum):
     ABORTED = "aborted"
     """The stream ended any other way: client gone, source failed, aborted by the server."""
 
+    # Members are singletons: identity hashing keeps table lookups off Enum's slow
+    # Python-level __hash__ (they happen on every pause and resume).
+    __hash__ = object.__hash__
+
 
 class Event(enum.Enum):
     """What can happen to a stream."""
@@ -40,6 +44,8 @@ class Event(enum.Enum):
     READY = "ready"
     FINISH = "finish"
     ABORT = "abort"
+
+    __hash__ = object.__hash__
 
 
 class StateError(RuntimeError):
