@@ -13,6 +13,7 @@ from ._metrics import StreamMetrics
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
 from ._settings import StreamSettings
+from ._shutdown import GracefulShutdown
 from ._site import StreamSite
 from ._state import State
 from ._stream import Stream, stream, stream_for
@@ -22,6 +23,7 @@ __all__ = [
     "ContentLengthError",
     "FileResource",
     "FileTruncated",
+    "GracefulShutdown",
     "Outcome",
     "SourceIdleTimeout",
     "State",
