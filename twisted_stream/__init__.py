@@ -9,6 +9,7 @@ from ._errors import (
 )
 from ._file import FileTruncated
 from ._file_resource import FileResource
+from ._jinja import stream_template
 from ._metrics import StreamMetrics
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
@@ -17,10 +18,12 @@ from ._shutdown import GracefulShutdown
 from ._site import StreamSite
 from ._state import State
 from ._stream import Stream, stream, stream_for
+from ._template import ElementResource, stream_element
 
 __all__ = [
     "ChunkTypeError",
     "ContentLengthError",
+    "ElementResource",
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
@@ -36,5 +39,7 @@ __all__ = [
     "StreamSite",
     "StreamingResource",
     "stream",
+    "stream_element",
     "stream_for",
+    "stream_template",
 ]
