@@ -993,3 +993,27 @@ async def test_many_slow_downloads_read_only_what_they_send(
     for s in streams:
         await within(s.when_done())
     assert all(f.closed for f in opened.files)
+
+
+@pytest_twisted.ensureDeferred
+async def test_gzip_form_revalidates_with_its_own_etag(server: Any, root: pathlib.Path) -> None:
+    """With compression on, a text file is sent gzipped under a distinct ETag, and a client
+    revalidating with that ETag gets 304 (with the same ETag and Vary), not the file again."""
+    from twisted_stream import StreamSettings
+
+    server.serve(FileResource(root), settings=StreamSettings(compress=True))
+    status, headers, _ = await raw_get(
+        server.port, "/hello.txt", extra="Accept-Encoding: gzip\r\n"
+    )
+    assert status == 200
+    assert headers["content-encoding"] == ["gzip"]
+    tag = headers["etag"][0]
+    assert tag.endswith('-gzip"')
+    status, headers, body = await raw_get(
+        server.port,
+        "/hello.txt",
+        extra=f"Accept-Encoding: gzip\r\nIf-None-Match: {tag}\r\n",
+    )
+    assert (status, body) == (304, b"")
+    assert headers["etag"] == [tag]
+    assert "Accept-Encoding" in headers["vary"][0]

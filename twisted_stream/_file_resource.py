@@ -33,16 +33,20 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ._compression import GZIP_ETAG_SUFFIX
 from ._file import FileSource
 from ._mimetypes import DEFAULT_TYPE, guess_type
 from ._preconditions import (
     Conditions,
+    ETag,
     Validators,
     Verdict,
     evaluate,
     format_http_date,
     if_range_allows,
     metadata_etag,
+    parse_etag_list,
+    weak_match,
 )
 from ._ranges import (
     FileRegion,
@@ -296,6 +300,12 @@ class FileResource(Resource):
         self._set_common_headers(request)
         request.setHeader(b"etag", str(current.etag).encode("latin-1"))
         verdict = evaluate(method, _conditions(request), current)
+        if verdict is Verdict.PROCEED and _revalidates_gzip_form(request, current.etag):
+            # The client holds the gzip form (see _compression.gzip_etag) of this version.
+            gzip_tag = ETag(current.etag.opaque + GZIP_ETAG_SUFFIX, current.etag.weak)
+            request.setHeader(b"etag", str(gzip_tag).encode("latin-1"))
+            request.responseHeaders.addRawHeader(b"vary", b"Accept-Encoding")
+            verdict = Verdict.NOT_MODIFIED
         if verdict is Verdict.NOT_MODIFIED:
             file.close()
             request.setResponseCode(304)
@@ -408,6 +418,15 @@ class FileResource(Resource):
         except _HTTPError:
             return False
         return True
+
+
+def _revalidates_gzip_form(request: Any, etag: ETag) -> bool:
+    """Whether a GET/HEAD ``If-None-Match`` names the gzip form of the ``etag`` version."""
+    value = _header(request, b"if-none-match")
+    if value is None or request.method not in (b"GET", b"HEAD"):
+        return False
+    gzip_tag = ETag(etag.opaque + GZIP_ETAG_SUFFIX, etag.weak)
+    return any(weak_match(tag, gzip_tag) for tag in parse_etag_list(value).tags)
 
 
 def _header(request: Any, name: bytes) -> str | None:
