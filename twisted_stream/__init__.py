@@ -1,5 +1,6 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control."""
 
+from ._channel import Channel, SubscriberOverflow, Subscription
 from ._errors import (
     ChunkTypeError,
     ContentLengthError,
@@ -7,10 +8,12 @@ from ._errors import (
     StreamAborted,
     StreamError,
 )
+from ._events import Event, EventStreamResource, stream_events
 from ._file import FileTruncated
 from ._file_resource import FileResource
 from ._jinja import stream_template
 from ._metrics import StreamMetrics
+from ._ndjson import NDJSONResource, stream_ndjson
 from ._outcome import Outcome, StreamResult
 from ._resource import StreamingResource
 from ._settings import StreamSettings
@@ -21,12 +24,16 @@ from ._stream import Stream, stream, stream_for
 from ._template import ElementResource, stream_element
 
 __all__ = [
+    "Channel",
     "ChunkTypeError",
     "ContentLengthError",
     "ElementResource",
+    "Event",
+    "EventStreamResource",
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "NDJSONResource",
     "Outcome",
     "SourceIdleTimeout",
     "State",
@@ -38,8 +45,12 @@ __all__ = [
     "StreamSettings",
     "StreamSite",
     "StreamingResource",
+    "SubscriberOverflow",
+    "Subscription",
     "stream",
     "stream_element",
+    "stream_events",
     "stream_for",
+    "stream_ndjson",
     "stream_template",
 ]

@@ -23,7 +23,7 @@ from twisted.web.server import _GzipEncoder
 
 from ._errors import ContentLengthError
 from ._settings import StreamSettings
-from ._source import EOF, ReadResult, Ready, Source
+from ._source import EOF, Heartbeat, ReadResult, Ready, Source
 
 COMPRESS_LEVEL = 6
 """zlib level: most of level 9's ratio for a fraction of its CPU (zlib's own default)."""
@@ -187,8 +187,9 @@ class GzipSource:
         if declared is not None and self._produced > declared:
             raise ContentLengthError(declared, None)
         compressed: bytes = self._compressor.compress(data)
-        flushed: bytes = self._compressor.flush(zlib.Z_SYNC_FLUSH)
-        return compressed + flushed
+        encoded = compressed + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        # A compressed keep-alive is still only a keep-alive (it must not reset idle_timeout).
+        return Heartbeat(encoded) if type(data) is Heartbeat else encoded
 
     def close(self) -> Deferred[None] | None:
         self._compressor = None

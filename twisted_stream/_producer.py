@@ -82,7 +82,10 @@ class StreamProducer:
         self._deadline_timer: IDelayedCall | None = None
         self._declared = content_length
         self._on_end = on_end
-        self._carry: memoryview | None = None
+        self._carry: bytes | None = None
+        """A chunk not fully written yet (split at the buffer size, or a Deferred's result
+        that arrived while paused); ``_carry_at`` is how much of it went out."""
+        self._carry_at = 0
         self._held: bytes | None = None
         self._running = False
         self._next_slice: IDelayedCall | None = None
@@ -237,7 +240,7 @@ class StreamProducer:
             self._complete()
             return
         if result:
-            self._carry = memoryview(result)
+            self._carry, self._carry_at = result, 0
         if self._fire(Event.READY) is State.STREAMING:
             self._run()
 
@@ -254,23 +257,26 @@ class StreamProducer:
             if data and self._write(data):
                 return len(data)
             return 0
-        self._carry = memoryview(data)
+        self._carry, self._carry_at = data, 0
         return self._write_carry(budget)
 
     def _write_carry(self, budget: int) -> int:
-        """Write the carried chunk in buffer-sized pieces until paused or ``budget`` is spent."""
+        """Write the carried chunk in buffer-sized pieces until paused or ``budget`` is spent;
+        a chunk that fits one buffer goes out as it is, without a copy."""
         carry = self._carry
         assert carry is not None
         limit = self._limit
-        offset = 0
-        total = len(carry)
-        while offset < total and offset < budget and self.state is State.STREAMING:
-            piece = carry[offset : offset + limit].tobytes()
-            offset += len(piece)
-            self._carry = carry[offset:] if offset < total else None
-            if not self._write(piece):
+        written = 0
+        while written < budget and self.state is State.STREAMING:
+            at = self._carry_at
+            piece = carry if at == 0 and len(carry) <= limit else carry[at : at + limit]
+            self._carry_at = at + len(piece)
+            if self._carry_at >= len(carry):
+                self._carry = None
+            written += len(piece)
+            if not self._write(piece) or self._carry is None:
                 break
-        return offset
+        return written
 
     def _write(self, data: bytes) -> bool:
         """Write ``data`` within the declared Content-Length, if any; False if that failed."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import weakref
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -22,7 +21,9 @@ from ._source import Source
 from ._state import State
 
 _log = Logger(namespace="twisted_stream")
-_streams: weakref.WeakKeyDictionary[Any, Stream] = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_twisted_stream_handle"
+"""Where a request keeps its :class:`Stream`. An attribute, not a global weak mapping: the
+handle refers to its request, so a mapping keyed by the request would keep both alive."""
 
 
 class Stream:
@@ -252,7 +253,7 @@ def stream_source(
     source = maybe_compress(request, source, settings)
     handle = Stream(request, source, settings, _declared_length(request), reactor)
     handle.endless = endless
-    _streams[request] = handle
+    setattr(request, _ATTRIBUTE, handle)
     handle._start(flush_headers=flush_headers)
     return NOT_DONE_YET
 
@@ -279,7 +280,8 @@ def _access_log(request: Any) -> None:
 
 def stream_for(request: Any) -> Stream | None:
     """The :class:`Stream` that :func:`stream` started for ``request``, if any."""
-    return _streams.get(request)
+    found = getattr(request, _ATTRIBUTE, None)
+    return found if isinstance(found, Stream) else None
 
 
 def _charset_of(request: Any) -> str | None:
