@@ -10,16 +10,12 @@ wait on a DOM MutationObserver; never a fixed sleep.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
 
 from twisted_stream import State, stream, stream_for
@@ -27,75 +23,15 @@ from twisted_stream._channel import Channel
 from twisted_stream._demo_events import events_demo
 from twisted_stream._events import EventStreamResource
 
+from .browser import in_browser, open_browser
 from .conftest import leaf
-from .waiting import until, within
-
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-
-
-def _chromium() -> str | None:
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def _missing() -> str | None:
-    if _chromium() is None:
-        return "Chromium is not installed (apt-get install chromium chromium-driver)"
-    if shutil.which("chromedriver") is None:
-        return "chromedriver is not installed (apt-get install chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    return None
+from .waiting import until
 
 
 @pytest.fixture(scope="module")
 def browser() -> Generator[Any, None, None]:
-    """A headless Chromium session shared by this module's tests. Pages load with the
-    "none" strategy: ``get`` returns at once, so a test can watch a page that is still
-    streaming."""
-    missing = _missing()
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests: {missing}")
-        pytest.skip(missing)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.TemporaryDirectory(prefix="twisted-stream-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(_chromium())
-    options.page_load_strategy = "none"
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # tests run as root in containers
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile.name}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(
-        service=Service(executable_path=str(shutil.which("chromedriver"))), options=options
-    )
-    driver.set_script_timeout(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        profile.cleanup()
-
-
-async def in_browser(call: Callable[..., Any], *args: Any) -> Any:
-    """Run a blocking Selenium call in a thread; the reactor keeps running."""
-    return await within(deferToThread(call, *args), timeout=30)
+    """A headless Chromium session shared by this module's tests."""
+    yield from open_browser("none")
 
 
 WAIT_IN_PAGE = """

@@ -611,3 +611,20 @@ def test_dropin_points_at_this_module() -> None:
     assert os.path.basename(twisted_stream_streamweb.__file__ or "") == (
         "twisted_stream_streamweb.py"
     )
+
+
+def test_metrics_and_status_are_mounted_in_front_of_the_content(tmp_path: Path) -> None:
+    """--metrics and --status put the Prometheus page and the status page at their paths,
+    in front of --path content; bad or shared paths are usage errors."""
+    from twisted_stream._mounts import Mounts
+    from twisted_stream._prometheus import MetricsResource
+    from twisted_stream._status import StatusResource
+
+    options = parse("--path", str(tmp_path), "--metrics", "/_metrics", "--status", "_status/")
+    root = makeService(options).site.resource
+    assert isinstance(root, Mounts)
+    assert isinstance(root.root, FileResource)
+    kinds = {b"/".join(segments): type(resource) for segments, resource in root.mounts}
+    assert kinds == {b"_metrics": MetricsResource, b"_status": StatusResource}
+    assert "give a path like /_metrics" in usage_error("--metrics", "/")
+    assert "cannot share" in usage_error("--metrics", "/x", "--status", "x")

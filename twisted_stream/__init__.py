@@ -13,13 +13,16 @@ from ._file import FileTruncated
 from ._file_resource import FileResource
 from ._jinja import stream_template
 from ._metrics import StreamMetrics
+from ._mounts import Mounts
 from ._ndjson import NDJSONResource, stream_ndjson
 from ._outcome import Outcome, StreamResult
+from ._prometheus import MetricsResource
 from ._resource import StreamingResource
 from ._settings import StreamSettings
 from ._shutdown import GracefulShutdown
 from ._site import StreamSite
 from ._state import State
+from ._status import StatusResource
 from ._stream import Stream, stream, stream_for
 from ._template import ElementResource, stream_element
 
@@ -33,10 +36,13 @@ __all__ = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "MetricsResource",
+    "Mounts",
     "NDJSONResource",
     "Outcome",
     "SourceIdleTimeout",
     "State",
+    "StatusResource",
     "Stream",
     "StreamAborted",
     "StreamError",

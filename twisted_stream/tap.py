@@ -37,9 +37,12 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 
+from ._mounts import Mounts
+from ._prometheus import MetricsResource
 from ._settings import StreamSettings
 from ._shutdown import DEFAULT_GRACE_PERIOD, GracefulShutdown
 from ._site import StreamSite
+from ._status import StatusResource
 
 DEFAULT_PORT = "tcp:8080"
 
@@ -402,6 +405,14 @@ class Options(usage.Options):
             str(DEFAULT_GRACE_PERIOD),
             "Seconds open streams get to finish at shutdown before they are closed.",
         ],
+        ["metrics", None, None, "Serve Prometheus metrics of the streams at this path."],
+        [
+            "status",
+            None,
+            None,
+            "Serve the live status page of the streams at this path (it shows client "
+            "addresses: keep it private).",
+        ],
         *([o.option, None, o.default, o.help] for o in SETTING_OPTIONS if o.flag is None),
     ]
 
@@ -433,6 +444,7 @@ class Options(usage.Options):
         self["grace-period"] = self._grace_period()
         self["logfile"] = self._logfile()
         self["root"] = self._root()
+        self["mounts"] = self._mounts()
 
     def _ports(self) -> list[str]:
         given = [("port", self["port"])] if self["port"] is not None else []
@@ -483,6 +495,21 @@ class Options(usage.Options):
         if not os.path.isdir(os.path.dirname(full)):
             raise usage.UsageError(f"--logfile {value!r}: its directory does not exist")
         return full
+
+    def _mounts(self) -> dict[str, str]:
+        """``{path: "metrics" | "status"}`` for --metrics and --status."""
+        mounts: dict[str, str] = {}
+        for option in ("metrics", "status"):
+            path = self[option]
+            if path is None:
+                continue
+            if not path.strip("/") or "//" in path.strip("/"):
+                raise usage.UsageError(f"--{option} {path!r}: give a path like /_{option}")
+            key = "/" + path.strip("/")
+            if key in mounts:
+                raise usage.UsageError(f"--metrics and --status cannot share the path {key!r}")
+            mounts[key] = option
+        return mounts
 
     def _root(self) -> IResource | None:
         path, app = self["path"], self["app"]
@@ -598,6 +625,9 @@ def makeService(options: Options) -> StreamWebService:
         from ._demo import demo_resource
 
         root = demo_resource()
+    if options["mounts"]:
+        kinds = {"metrics": MetricsResource, "status": StatusResource}
+        root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
     site = StreamWebSite(
         root,
         settings=options["settings"],
