@@ -33,6 +33,9 @@ EndCallback = Callable[[Outcome, "Failure | None"], None]
 
 _PAUSED = frozenset({State.PAUSED, State.WAITING_PAUSED})
 
+SLICE_BUFFERS = 2
+"""Most buffers one slice writes when the transport never pauses the stream."""
+
 
 def _cancel(call: IDelayedCall | None) -> IDelayedCall | None:
     """Cancel ``call`` if it is still pending; returns None, to clear the caller's slot."""
@@ -201,7 +204,11 @@ class StreamProducer:
     def _pull(self) -> None:
         limit = self._limit
         deadline = time.monotonic() + self._slice
-        budget = limit
+        # A slice fills the transport once: it ends when the transport pauses us (its buffer
+        # is full), after slice_seconds, or after SLICE_BUFFERS buffers for a transport that
+        # never pushes back (HTTP/2 with a large window; a body with a Content-Length, whose
+        # 64 KiB writes only reach Twisted's pause mark on the second one).
+        budget = SLICE_BUFFERS * limit
         while self.state is State.STREAMING:
             if budget <= 0 or time.monotonic() >= deadline:
                 self._next_slice = self._clock.callLater(0, self._slice_due)
