@@ -23,6 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.web.resource import IResource, Resource
 
 from ._channel import Channel
+from ._demo import query_number
 from ._events import Event, EventStreamResource
 
 CLOCK_INTERVAL = 1.0
@@ -72,17 +73,6 @@ document.getElementById("click").onclick = () => fetch({click_url}, {{method: "P
 """
 
 
-def _number(request: Any, name: str, default: float, low: float, high: float) -> float:
-    raw = request.args.get(name.encode("ascii"), [b""])[0]
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    if value != value:  # NaN
-        return default
-    return min(max(value, low), high)
-
-
 def _js_string(url: bytes) -> str:
     """``url`` as a JavaScript string literal safe inside a <script> element."""
     return json.dumps(url.decode("latin-1")).replace("<", "\\u003c")
@@ -128,8 +118,8 @@ class _Clock(EventStreamResource):
     def events(self, request: Any, last_event_id: str | None) -> object:
         from twisted.internet import reactor
 
-        interval = _number(request, "interval", CLOCK_INTERVAL, 0.01, 60.0)
-        drop = int(_number(request, "drop", 0, 0, 1_000_000))
+        interval = query_number(request, "interval", CLOCK_INTERVAL, 0.01, 60.0)
+        drop = int(query_number(request, "drop", 0, 0, 1_000_000))
         try:
             resumed: int | None = int(last_event_id) if last_event_id is not None else None
         except ValueError:

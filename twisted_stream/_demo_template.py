@@ -18,6 +18,7 @@ from twisted.web.iweb import IRenderable
 from twisted.web.resource import IResource
 from twisted.web.template import Comment, Element, Tag, XMLString, renderer
 
+from ._demo import query_number
 from ._template import ElementResource
 
 ROWS = 20
@@ -103,20 +104,9 @@ class TablePage(Element):
         return tag.fillSlots(rows=str(self.count), delay=f"{self.delay:g}")
 
 
-def _number(request: Any, name: str, default: float, high: float) -> float:
-    raw = request.args.get(name.encode("ascii"), [b""])[0]
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    if value != value:  # NaN
-        return default
-    return min(max(value, 0.0), high)
-
-
 def _page_for(request: Any) -> IRenderable:
-    rows = int(_number(request, "rows", ROWS, MAX_ROWS))
-    delay = _number(request, "delay", DELAY, MAX_DELAY)
+    rows = int(query_number(request, "rows", ROWS, 0.0, MAX_ROWS))
+    delay = query_number(request, "delay", DELAY, 0.0, MAX_DELAY)
     return TablePage(rows, delay)
 
 
