@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from ._source import EOF, ReadResult, Ready
+from ._source import EOF, ReadResult, Ready, relay
 
 _StepResult = tuple[bool, object]
 """(completed, value): completed=True with the awaitable's result, else what it yielded."""
@@ -87,6 +87,9 @@ class AsyncIteratorSource:
         self._it: AsyncIterator[object] = aiter(iterable)
         self._convert = convert
         self._pending: Deferred[object] | None = None
+        """A suspended ``__anext__`` not yet handed to the engine (bytes came first)."""
+        self._waiting_on: Deferred[object] | None = None
+        """The suspended ``__anext__`` the engine is waiting on."""
         self._exhausted = False
         self._error: Failure | None = None
         self._closed = False
@@ -139,42 +142,31 @@ class AsyncIteratorSource:
         return b"".join(parts)
 
     def _wait(self) -> Deferred[Ready]:
-        pending = self._pending
+        pending, self._pending = self._pending, None
         if pending is None:
             raise AssertionError("nothing to wait for")
-        out: Deferred[Ready] = Deferred(lambda _: pending.cancel())
+        self._waiting_on = pending
+        return relay(pending.addErrback(self._end_of_iteration), self._chunk_of)
 
-        def ready(item: object) -> None:
-            self._pending = None
-            if out.called:
-                return
-            try:
-                chunk = self._convert(item)
-            except BaseException:
-                out.errback()
-            else:
-                out.callback(chunk)
+    def _end_of_iteration(self, reason: Failure) -> object:
+        """``StopAsyncIteration`` from a suspended ``__anext__`` is the end, not a failure."""
+        if reason.check(StopAsyncIteration):
+            self._exhausted = True
+            return EOF
+        return reason
 
-        def failed(reason: Failure) -> None:
-            self._pending = None
-            if reason.check(StopAsyncIteration):
-                self._exhausted = True
-                if not out.called:
-                    out.callback(EOF)
-            elif not out.called:
-                out.errback(reason)
-
-        pending.addCallbacks(ready, failed)
-        return out
+    def _chunk_of(self, item: object) -> Ready:
+        return EOF if item is EOF else self._convert(item)
 
     def close(self) -> Deferred[None] | None:
         if self._closed:
             return None
         self._closed = True
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.addErrback(lambda _: None)
-            pending.cancel()
+        for pending in (self._pending, self._waiting_on):
+            if pending is not None:
+                pending.addErrback(lambda _: None)
+                pending.cancel()  # a no-op once it has fired
+        self._pending = self._waiting_on = None
         aclose = getattr(self._it, "aclose", None)
         if aclose is None:
             return None

@@ -17,13 +17,12 @@ import zlib
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 from twisted.web.http import NO_BODY_CODES
 from twisted.web.server import _GzipEncoder
 
 from ._errors import ContentLengthError
 from ._settings import StreamSettings
-from ._source import EOF, Heartbeat, ReadResult, Ready, Source
+from ._source import EOF, Heartbeat, ReadResult, Ready, Source, relay
 
 COMPRESS_LEVEL = 6
 """zlib level: most of level 9's ratio for a fraction of its CPU (zlib's own default)."""
@@ -146,30 +145,8 @@ class GzipSource:
             return EOF
         result = self._source.read(limit, deadline)
         if isinstance(result, Deferred):
-            return self._later(result)
+            return relay(result, self._encode)
         return self._encode(result)
-
-    def _later(self, inner: Deferred[Ready]) -> Deferred[Ready]:
-        """A new Deferred of the encoded result of ``inner``; cancelling it cancels
-        ``inner``. An encoding error (a wrong length) fails it."""
-        out: Deferred[Ready] = Deferred(lambda _: inner.cancel())
-
-        def ready(data: Ready) -> None:
-            if out.called:
-                return
-            try:
-                encoded = self._encode(data)
-            except BaseException:
-                out.errback()
-            else:
-                out.callback(encoded)
-
-        def failed(reason: Failure) -> None:
-            if not out.called:
-                out.errback(reason)
-
-        inner.addCallbacks(ready, failed)
-        return out
 
     def _encode(self, data: Ready) -> Ready:
         if self._compressor is None:

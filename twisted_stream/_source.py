@@ -9,9 +9,13 @@ module; :func:`twisted_stream._adapt.adapt` picks the adapter.
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+_T = TypeVar("_T")
 
 
 class _EOF(enum.Enum):
@@ -62,3 +66,30 @@ class Source(Protocol):
         thread once its in-flight ``next()`` returns); it must never fail.
         """
         ...
+
+
+def relay(inner: Deferred[_T], transform: Callable[[_T], Ready]) -> Deferred[Ready]:
+    """A Deferred of ``transform(result of inner)``, for a :meth:`Source.read` to return.
+
+    Cancelling it cancels ``inner`` (so the engine's teardown reaches what the source
+    waits on); a failure of ``inner``, or an exception from ``transform``, fails it. Once it
+    has fired (or was cancelled), later results of ``inner`` are dropped.
+    """
+    out: Deferred[Ready] = Deferred(lambda _: inner.cancel())
+
+    def ready(result: _T) -> None:
+        if out.called:
+            return
+        try:
+            value = transform(result)
+        except Exception:
+            out.errback()
+        else:
+            out.callback(value)
+
+    def failed(reason: Failure) -> None:
+        if not out.called:
+            out.errback(reason)
+
+    inner.addCallbacks(ready, failed)
+    return out

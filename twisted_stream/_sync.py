@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from ._source import EOF, ReadResult, Ready
+from ._source import EOF, ReadResult, Ready, relay
 
 
 class IteratorSource:
@@ -72,29 +72,11 @@ class IteratorSource:
 
     def _wait(self, d: Deferred[object]) -> Deferred[Ready]:
         self._waiting_on = d
-        out: Deferred[Ready] = Deferred(lambda _: d.cancel())
+        return relay(d, self._chunk_of)
 
-        def ready(result: object) -> None:
-            self._waiting_on = None
-            if out.called:
-                return
-            if result is None:
-                out.callback(b"")
-                return
-            try:
-                chunk = self._convert(result)
-            except BaseException:
-                out.errback()
-            else:
-                out.callback(chunk)
-
-        def failed(reason: Failure) -> None:
-            self._waiting_on = None
-            if not out.called:
-                out.errback(reason)
-
-        d.addCallbacks(ready, failed)
-        return out
+    def _chunk_of(self, result: object) -> bytes:
+        """A Deferred's result as body bytes: ``None`` (a pause) writes nothing."""
+        return b"" if result is None else self._convert(result)
 
     def close(self) -> None:
         if self._closed:
@@ -102,7 +84,7 @@ class IteratorSource:
         self._closed = True
         pending, self._waiting_on = self._waiting_on, None
         if pending is not None:
-            pending.cancel()
+            pending.cancel()  # a no-op once it has fired
         if self._next_deferred is not None:
             self._next_deferred.addErrback(lambda _: None)
             self._next_deferred.cancel()
