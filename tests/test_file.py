@@ -20,6 +20,7 @@ from twisted_stream._ranges import FileRegion, Segment
 from twisted_stream._source import EOF, Source
 from twisted_stream._stream import Stream
 
+from .conftest import leaf
 from .rawclient import connect, get
 from .waiting import turns, until, within
 
@@ -439,3 +440,26 @@ async def test_stream_reads_a_file_only_while_the_client_reads(
     assert head.startswith(b"HTTP/1.0 200") and len(body) == 256 << 20
     assert counting[0].closed
     assert (await within(handle.when_done())).outcome is Outcome.COMPLETED
+
+
+@pytest_twisted.ensureDeferred
+async def test_stream_of_a_path_sends_its_content_length(
+    server: Any, client: Any, tmp_path: pathlib.Path
+) -> None:
+    """stream(request, Path) sends a regular file with its Content-Length (not chunked);
+    a str stays text and a missing file still answers 500."""
+    (tmp_path / "f.bin").write_bytes(b"0123456789")
+    targets = {b"/path": tmp_path / "f.bin", b"/text": str(tmp_path / "f.bin")}
+    targets[b"/missing"] = tmp_path / "missing.bin"
+    server.serve(leaf(lambda request: stream(request, targets[request.path])))
+    raw = await connect(server.port, get("/path", extra="Connection: close\r\n"))
+    await within(raw.closed)
+    head, _, body = bytes(raw.received).partition(b"\r\n\r\n")
+    assert b"\r\nContent-Length: 10\r\n" in head
+    assert b"chunked" not in head.lower()
+    assert body == b"0123456789"
+    text = await client.get(server.url("/text"))
+    assert await text.content() == str(tmp_path / "f.bin").encode()
+    missing = await client.get(server.url("/missing"))
+    assert missing.code == 500
+    await missing.content()

@@ -213,3 +213,22 @@ def file_source(obj: object) -> Source | None:
         file: BinaryIO = obj  # type: ignore[assignment]
         return FileSource(file)
     return None
+
+
+def path_length(obj: object) -> int | None:
+    """The size of the regular file a ``pathlib`` path or ``FilePath`` names, for its
+    ``Content-Length``; None for anything else, a missing file, or a size of 0 (``/proc``
+    files claim that). :class:`PathSource` serves exactly the size it finds when it opens
+    the file, so a file replaced in between ends the stream short rather than wrong."""
+    path: str | bytes
+    if isinstance(obj, FilePath):
+        path = obj.path
+    elif isinstance(obj, pathlib.PurePath):
+        path = os.fspath(obj)
+    else:
+        return None  # a str is text to send, never a path
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None

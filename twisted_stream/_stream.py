@@ -12,6 +12,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from ._adapt import adapt
 from ._compression import maybe_compress
+from ._file import path_length
 from ._limits import client_address, refusal, send_refusal
 from ._outcome import Outcome, StreamResult
 from ._producer import StreamProducer, request_line
@@ -197,8 +198,9 @@ def stream(
     (``pathlib.Path``, ``FilePath`` or binary file object), or ``bytes``/``str``. Items are
     ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (encoded with ``charset``, else the
     ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
-    iterable in a bounded thread pool. ``content_length`` sets ``Content-Length``; a source
-    producing a different length then aborts the connection. The remaining keywords override
+    iterable in a bounded thread pool. ``content_length`` sets ``Content-Length`` (a path to
+    a regular file gets its size); a source producing a different length then aborts the
+    connection. The remaining keywords override
     the :class:`StreamSettings` of the site (:class:`StreamSite`) for this response.
     """
     settings = settings_for(request).replace(
@@ -215,6 +217,8 @@ def stream(
         request.setHeader(b"content-type", content_type.encode("latin-1"))
     if charset is None:
         charset = _charset_of(request) or "utf-8"
+    if content_length is None:
+        content_length = path_length(source)
     adapted = adapt(
         source,
         charset=charset,
