@@ -12,7 +12,10 @@ from twisted.internet import reactor
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 
-from twisted_stream import StreamSite
+from twisted_stream import StreamSite, stream_for
+from twisted_stream._stream import Stream
+
+from .waiting import until
 
 
 class Server:
@@ -69,3 +72,33 @@ def leaf(render: Callable[[Any], Any]) -> Resource:
             return render(request)
 
     return _Leaf()
+
+
+class Served:
+    """Records the streams a test resource starts."""
+
+    def __init__(self) -> None:
+        self.streams: list[Stream] = []
+
+    def add(self, request: Any) -> None:
+        handle = stream_for(request)
+        assert handle is not None
+        self.streams.append(handle)
+
+    async def first(self) -> Stream:
+        await until(lambda: bool(self.streams), what="a stream to start")
+        return self.streams[0]
+
+
+def serve_streams(server: Server, start: Callable[[Any], Any]) -> Served:
+    """Serve a leaf whose GET is ``start(request)`` (a ``stream*()`` call) on ``server``,
+    recording each stream it starts."""
+    served = Served()
+
+    def render(request: Any) -> Any:
+        result = start(request)
+        served.add(request)
+        return result
+
+    server.serve(leaf(render))
+    return served

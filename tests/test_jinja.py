@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from twisted_stream import Outcome, State, stream_for
+from twisted_stream import Outcome
 from twisted_stream._jinja import _grouped, stream_template
-from twisted_stream._stream import Stream
 
-from .conftest import leaf
+from .conftest import Served, leaf, serve_streams
 from .rawclient import connect, get
-from .waiting import turns, until, within
+from .waiting import settled_pause, until, within
 
 PAGES = {
     "base.html": (
@@ -49,45 +47,10 @@ def env(jinja2: Any) -> Any:
     return jinja2.Environment(loader=jinja2.DictLoader(PAGES), autoescape=True)
 
 
-async def settled_pause(handle: Stream, count: Callable[[], int], timeout: float = 10.0) -> int:
-    """Wait until the stream is paused and ``count()`` has not moved for three windows in a
-    row (loopback socket buffers keep growing for a while, so the first pause may not
-    hold); the count it settled at. Fails if it never settles."""
-    deadline = time.monotonic() + timeout
-    last, stable = -1, 0
-    while stable < 3:
-        assert time.monotonic() < deadline, "rendering never stopped for a paused client"
-        await until(lambda: handle.state is State.PAUSED, what="the stream to pause")
-        await turns(30)
-        now = count()
-        if now == last and handle.state is State.PAUSED:
-            stable += 1
-        else:
-            last, stable = now, 0
-    return last
-
-
-class Served:
-    def __init__(self) -> None:
-        self.streams: list[Stream] = []
-
-    async def first(self) -> Stream:
-        await until(lambda: bool(self.streams), what="a stream to start")
-        return self.streams[0]
-
-
 def serve(server: Any, template: Any, make_context: Any, **kwargs: Any) -> Served:
-    served = Served()
-
-    def render(request: Any) -> Any:
-        result = stream_template(request, template, make_context(), **kwargs)
-        handle = stream_for(request)
-        assert handle is not None
-        served.streams.append(handle)
-        return result
-
-    server.serve(leaf(render))
-    return served
+    return serve_streams(
+        server, lambda request: stream_template(request, template, make_context(), **kwargs)
+    )
 
 
 @pytest.mark.parametrize("buffer", [0, 1, 5])

@@ -15,40 +15,15 @@ from twisted.internet.task import deferLater
 from twisted.web._newclient import ResponseFailed
 from twisted.web.client import PotentialDataLoss
 
-from twisted_stream import Outcome, State, stream, stream_for
-from twisted_stream._stream import Stream
+from twisted_stream import Outcome, State, stream
 
-from .conftest import leaf
+from .conftest import Served, serve_streams
 from .rawclient import connect, get
-from .waiting import turns, until, within
-
-
-class Served:
-    """Records the streams the test resource starts."""
-
-    def __init__(self) -> None:
-        self.streams: list[Stream] = []
-
-    def add(self, request: Any) -> None:
-        handle = stream_for(request)
-        assert handle is not None
-        self.streams.append(handle)
-
-    async def first(self) -> Stream:
-        await until(lambda: bool(self.streams), what="a stream to start")
-        return self.streams[0]
+from .waiting import settled_pause, turns, until, within
 
 
 def serve(server: Any, make: Any, **kwargs: Any) -> Served:
-    served = Served()
-
-    def render(request: Any) -> Any:
-        result = stream(request, make(), **kwargs)
-        served.add(request)
-        return result
-
-    server.serve(leaf(render))
-    return served
+    return serve_streams(server, lambda request: stream(request, make(), **kwargs))
 
 
 @pytest_twisted.ensureDeferred
@@ -89,12 +64,7 @@ async def test_a_client_that_stops_reading_stops_the_source(server: Any) -> None
     raw = await connect(server.port, get())
     raw.stop_reading()
     handle = await served.first()
-    # Loopback socket buffers grow for a while (autotuning): wait until the pause holds.
-    at_pause = -1
-    while at_pause != pulled[0]:
-        at_pause = pulled[0]
-        await until(lambda: handle.state is State.PAUSED, what="the stream to pause")
-        await turns(20)
+    at_pause = await settled_pause(handle, lambda: pulled[0])
     await turns(50)
     assert handle.state is State.PAUSED
     assert pulled[0] == at_pause, "nothing is pulled while paused"

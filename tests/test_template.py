@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,13 +28,12 @@ from twisted.web.template import (
     tags,
 )
 
-from twisted_stream import Outcome, State, stream_for
-from twisted_stream._stream import Stream
+from twisted_stream import Outcome
 from twisted_stream._template import ElementResource, flatten_chunks, stream_element
 
-from .conftest import leaf
+from .conftest import Served, serve_streams
 from .rawclient import connect, get
-from .waiting import turns, until, within
+from .waiting import settled_pause, until, within
 
 TEMPLATE = """\
 <html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
@@ -100,47 +98,8 @@ class Page(Element):
         return tag(title=succeed('deferred "attr" <value>'), **{"data-x": "&"})
 
 
-async def settled_pause(handle: Stream, count: Callable[[], int], timeout: float = 10.0) -> int:
-    """Wait until the stream is paused and ``count()`` has not moved for three windows in a
-    row (loopback socket buffers keep growing for a while, so the first pause may not
-    hold); the count it settled at. Fails if it never settles."""
-    deadline = time.monotonic() + timeout
-    last, stable = -1, 0
-    while stable < 3:
-        assert time.monotonic() < deadline, "rendering never stopped for a paused client"
-        await until(lambda: handle.state is State.PAUSED, what="the stream to pause")
-        await turns(30)
-        now = count()
-        if now == last and handle.state is State.PAUSED:
-            stable += 1
-        else:
-            last, stable = now, 0
-    return last
-
-
-class Served:
-    """Records the streams the test resource starts."""
-
-    def __init__(self) -> None:
-        self.streams: list[Stream] = []
-
-    async def first(self) -> Stream:
-        await until(lambda: bool(self.streams), what="a stream to start")
-        return self.streams[0]
-
-
 def serve_element(server: Any, make: Any, **kwargs: Any) -> Served:
-    served = Served()
-
-    def render(request: Any) -> Any:
-        result = stream_element(request, make(), **kwargs)
-        handle = stream_for(request)
-        assert handle is not None
-        served.streams.append(handle)
-        return result
-
-    server.serve(leaf(render))
-    return served
+    return serve_streams(server, lambda request: stream_element(request, make(), **kwargs))
 
 
 @pytest_twisted.ensureDeferred
