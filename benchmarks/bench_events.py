@@ -83,8 +83,9 @@ def serve(impl: str, heartbeat: float) -> None:
     root.putChild(b"ping", Ping())
 
     if impl == "twisted_stream":
-        from twisted_stream import StreamSite
         from twisted_stream._channel import Channel
+
+        from twisted_stream import StreamSite
         from twisted_stream._events import EventStreamResource
 
         channel = Channel()

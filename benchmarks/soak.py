@@ -88,12 +88,12 @@ def serve(args: argparse.Namespace) -> None:
     from twisted.internet.task import deferLater
     from twisted.logger import LogLevel, globalLogBeginner
     from twisted.web.resource import Resource
-
-    from twisted_stream import StreamSettings, StreamSite, stream
-    from twisted_stream._events import Event, stream_events
     from twisted_stream._file_resource import FileResource
     from twisted_stream._prometheus import MetricsResource
     from twisted_stream._status import Mounts, StatusResource
+
+    from twisted_stream import StreamSettings, StreamSite, stream
+    from twisted_stream._events import Event, stream_events
 
     raise_nofile()
     errors: list[str] = []

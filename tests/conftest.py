@@ -13,7 +13,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 
 from twisted_stream import StreamSite, stream_for
-from twisted_stream._stream import Stream
+from twisted_stream._engine._stream import Stream
 
 from .waiting import until
 

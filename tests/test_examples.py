@@ -25,8 +25,8 @@ from twisted.web.server import Site
 from examples import big_download, countdown, large_csv
 from twisted_stream import Outcome, State
 
+from .ops.test_plugin_e2e import Body, open_body, twistd_processes
 from .rawclient import connect, get
-from .test_plugin_e2e import Body, open_body, twistd_processes
 from .waiting import until, within
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,8 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control."""
 
-from ._channel import Channel, SubscriberOverflow, Subscription
+from ._engine._outcome import Outcome, StreamResult
+from ._engine._state import State
+from ._engine._stream import Stream, stream, stream_for
 from ._errors import (
     ChunkTypeError,
     ContentLengthError,
@@ -8,23 +10,21 @@ from ._errors import (
     StreamAborted,
     StreamError,
 )
-from ._events import Event, EventStreamResource, stream_events
-from ._file import FileTruncated
-from ._file_resource import FileResource
-from ._jinja import stream_template
-from ._metrics import StreamMetrics
-from ._mounts import Mounts
-from ._ndjson import NDJSONResource, stream_ndjson
-from ._outcome import Outcome, StreamResult
-from ._prometheus import MetricsResource
-from ._resource import StreamingResource
+from ._events._channel import Channel, SubscriberOverflow, Subscription
+from ._events._event_stream import Event, EventStreamResource, stream_events
+from ._events._jinja import stream_template
+from ._events._ndjson import NDJSONResource, stream_ndjson
+from ._events._template import ElementResource, stream_element
+from ._files._resource import FileResource
+from ._ops._metrics import StreamMetrics
+from ._ops._mounts import Mounts
+from ._ops._prometheus import MetricsResource
+from ._ops._shutdown import GracefulShutdown
+from ._ops._site import StreamSite
+from ._ops._status import StatusResource
 from ._settings import StreamSettings
-from ._shutdown import GracefulShutdown
-from ._site import StreamSite
-from ._state import State
-from ._status import StatusResource
-from ._stream import Stream, stream, stream_for
-from ._template import ElementResource, stream_element
+from ._sources._file import FileTruncated
+from ._sources._resource import StreamingResource
 
 __all__ = [
     "Channel",

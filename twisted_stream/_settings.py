@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ._threads import DEFAULT_THREAD_POOL_SIZE
+from ._sources._pool import DEFAULT_THREAD_POOL_SIZE
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,12 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 
-from ._mounts import Mounts
-from ._prometheus import MetricsResource
+from ._ops._mounts import Mounts
+from ._ops._prometheus import MetricsResource
+from ._ops._shutdown import DEFAULT_GRACE_PERIOD, GracefulShutdown
+from ._ops._site import StreamSite
+from ._ops._status import StatusResource
 from ._settings import StreamSettings
-from ._shutdown import DEFAULT_GRACE_PERIOD, GracefulShutdown
-from ._site import StreamSite
-from ._status import StatusResource
 
 DEFAULT_PORT = "tcp:8080"
 
@@ -347,7 +347,7 @@ def _file_resource_class() -> Any:
 
     cls = getattr(twisted_stream, "FileResource", None)
     if cls is None:
-        cls = importlib.import_module("twisted_stream._file_resource").FileResource
+        cls = importlib.import_module("twisted_stream._files._resource").FileResource
     return cls
 
 
@@ -622,7 +622,7 @@ def makeService(options: Options) -> StreamWebService:
     """Build the service ``twistd streamweb`` runs from parsed :class:`Options`."""
     root = options["root"]
     if root is None:
-        from ._demo import demo_resource
+        from ._demo._site import demo_resource
 
         root = demo_resource()
     if options["mounts"]:

@@ -1,0 +1,234 @@
+"""The file source: a binary file read only when the engine asks, in buffer-sized reads.
+
+A :class:`FileSource` follows a layout of literal bytes and file regions (a whole file is
+one region; a ``multipart/byteranges`` body alternates part headers and regions), so ranges
+stream through the same engine, flow control and teardown as generators. Reads happen on the
+reactor thread, like ``static.File``: local disk reads of at most one buffer each.
+
+A region that ends early (the file was truncated while being served) raises
+:class:`FileTruncated`; the engine then aborts the connection rather than padding the body.
+The file is closed by :meth:`FileSource.close`, which the engine calls exactly once on
+completion, client disconnect and error alike.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from twisted.python.filepath import FilePath
+
+from .._engine._source import EOF, ReadResult, Source
+from .._files._ranges import FileRegion, Segment
+
+
+class FileTruncated(OSError):
+    """The file ended before the bytes the response promised (it shrank while served)."""
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """The file from its current position to its end, however long that is."""
+
+
+_Piece = bytes | FileRegion | _Rest
+
+
+def _file_name(file: object) -> str:
+    """A name for messages: the file's ``name`` if it has a usable one."""
+    name = getattr(file, "name", None)
+    return os.fsdecode(name) if isinstance(name, (str, bytes)) else repr(file)
+
+
+class FileSource:
+    """Reads ``segments`` (literal bytes and file regions) from an open binary ``file``.
+
+    With ``segments=None`` the file is read from its current position to its end.
+    """
+
+    def __init__(self, file: BinaryIO, segments: Sequence[Segment] | None = None) -> None:
+        self._file: BinaryIO | None = file
+        self._pieces: tuple[_Piece, ...] = (_Rest(),) if segments is None else tuple(segments)
+        self._index = 0
+        self._done = 0
+        """Bytes of the current piece already returned."""
+        self._position: int | None = None
+        """Where the file is positioned, when we know it."""
+        self._failure: FileTruncated | None = None
+        """A truncation found while bytes were gathered: raised by the next read."""
+
+    def read(self, limit: int, deadline: float) -> ReadResult:
+        """Up to about ``limit`` bytes of the layout, or :data:`EOF` once it is all read."""
+        if self._failure is not None:
+            raise self._failure
+        parts: list[bytes] = []
+        size = 0
+        while size < limit and self._index < len(self._pieces):
+            try:
+                data = self._next_piece(limit - size)
+            except FileTruncated as failure:
+                if not parts:
+                    raise
+                self._failure = failure  # hand over what was read first
+                break
+            if data is None:
+                self._index += 1
+                self._done = 0
+                continue
+            parts.append(data)
+            size += len(data)
+            if time.monotonic() >= deadline:
+                break
+        if not parts:
+            return EOF
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _next_piece(self, want: int) -> bytes | None:
+        """Some bytes of the current piece, or None when it is used up."""
+        piece = self._pieces[self._index]
+        if isinstance(piece, bytes):
+            if self._done or not piece:
+                return None
+            self._done = len(piece)
+            return piece
+        if isinstance(piece, FileRegion):
+            return self._read_region(piece, want)
+        return self._read_rest(want)
+
+    def _read_region(self, region: FileRegion, want: int) -> bytes | None:
+        """Read the next bytes of ``region``; raise :class:`FileTruncated` if it ends early."""
+        remaining = region.length - self._done
+        if remaining <= 0:
+            return None
+        offset = region.offset + self._done
+        file = self._open_file()
+        if self._position != offset:
+            file.seek(offset)
+            self._position = offset
+        data = file.read(min(want, remaining))
+        if not data:
+            raise FileTruncated(
+                f"{_file_name(file)} ended at byte {offset}, "
+                f"{remaining} bytes before the end of the response"
+            )
+        self._done += len(data)
+        self._position = offset + len(data)
+        return data
+
+    def _read_rest(self, want: int) -> bytes | None:
+        """Read on from the current position; None at the end of the file."""
+        data = self._open_file().read(want)
+        if not data:
+            return None
+        self._done += len(data)
+        self._position = None
+        return data
+
+    def _open_file(self) -> BinaryIO:
+        if self._file is None:
+            raise ValueError("read from a closed FileSource")
+        return self._file
+
+    def close(self) -> None:
+        """Close the file; idempotent, and never raises."""
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except Exception:  # closing must never fail the teardown
+                pass
+
+
+class PathSource:
+    """A file named by a path, opened on the first read (never opened for HEAD).
+
+    A regular file is served up to the size it had when opened (a file that shrinks raises
+    :class:`FileTruncated`, one that grows is cut at that size); anything else, and files
+    whose size is 0 (``/proc`` files claim that), is read to its end.
+    """
+
+    def __init__(self, path: str | bytes) -> None:
+        self._path = path
+        self._source: FileSource | None = None
+        self._closed = False
+
+    def read(self, limit: int, deadline: float) -> ReadResult:
+        """Open the file if needed, then read from it."""
+        if self._source is None:
+            if self._closed:
+                raise ValueError("read from a closed PathSource")
+            self._source = self._open()
+        return self._source.read(limit, deadline)
+
+    def _open(self) -> FileSource:
+        file = open(self._path, "rb", buffering=0)  # closed by close()
+        try:
+            info = os.fstat(file.fileno())
+        except BaseException:
+            file.close()
+            raise
+        if stat.S_ISREG(info.st_mode) and info.st_size:
+            return FileSource(file, [FileRegion(0, info.st_size)])
+        return FileSource(file)  # pipes, devices, /proc files (which claim size 0)
+
+    def close(self) -> None:
+        """Close the file if it was opened; idempotent."""
+        self._closed = True
+        if self._source is not None:
+            self._source.close()
+
+
+def _is_binary_file(obj: object) -> bool:
+    """True for open binary file objects (never text files)."""
+    if isinstance(obj, io.TextIOBase):
+        return False
+    if isinstance(obj, (io.BufferedIOBase, io.RawIOBase)):
+        return True
+    mode = getattr(obj, "mode", None)
+    return (
+        callable(getattr(obj, "read", None))
+        and isinstance(mode, str)
+        and "b" in mode
+        and "t" not in mode
+    )
+
+
+def file_source(obj: object) -> Source | None:
+    """The file source for a ``pathlib`` path, a ``FilePath`` or a binary file object.
+
+    None for anything else (a ``str`` is text to send, never a path). A file object is read
+    from its current position to its end and closed when the stream ends.
+    """
+    if isinstance(obj, pathlib.PurePath):
+        return PathSource(os.fspath(obj))
+    if isinstance(obj, FilePath):
+        return PathSource(obj.path)
+    if _is_binary_file(obj):
+        file: BinaryIO = obj  # type: ignore[assignment]
+        return FileSource(file)
+    return None
+
+
+def path_length(obj: object) -> int | None:
+    """The size of the regular file a ``pathlib`` path or ``FilePath`` names, for its
+    ``Content-Length``; None for anything else, a missing file, or a size of 0 (``/proc``
+    files claim that). :class:`PathSource` serves exactly the size it finds when it opens
+    the file, so a file replaced in between ends the stream short rather than wrong."""
+    path: str | bytes
+    if isinstance(obj, FilePath):
+        path = obj.path
+    elif isinstance(obj, pathlib.PurePath):
+        path = os.fspath(obj)
+    else:
+        return None  # a str is text to send, never a path
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size else None

@@ -1,0 +1,32 @@
+"""A Resource whose render methods may return a source to stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
+
+from .._engine._stream import stream
+
+
+@implementer(IResource)
+class StreamingResource(Resource):
+    """Like ``Resource``, but ``render_<METHOD>`` may return any source :func:`stream` takes.
+
+    Returned ``bytes`` and ``NOT_DONE_YET`` behave as in Twisted; anything else (a generator,
+    an async generator, a file, a ``str``) is streamed. Class attributes give the keywords of
+    that :func:`stream` call.
+    """
+
+    content_type: str | None = None
+    """``Content-Type`` of streamed responses (the site's default when None)."""
+    threaded: bool = False
+    """Run a returned blocking sync iterable in the thread pool."""
+
+    def render(self, request: Any) -> Any:
+        result = super().render(request)  # type: ignore[no-untyped-call]
+        if result is NOT_DONE_YET or isinstance(result, bytes):
+            return result
+        return stream(request, result, content_type=self.content_type, threaded=self.threaded)
