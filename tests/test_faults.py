@@ -37,11 +37,12 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 
 from twisted_stream import ChunkTypeError, Outcome, SourceIdleTimeout, State, stream, stream_for
-from twisted_stream._events._event_stream import Event, EventStreamResource
+from twisted_stream._errors import FileTruncated
+from twisted_stream._events._event_stream import EventStreamResource
+from twisted_stream._events._sse import Event
 from twisted_stream._files._resource import FileResource
 from twisted_stream._ops._site import StreamSite
 from twisted_stream._settings import StreamSettings
-from twisted_stream._sources._file import FileTruncated
 
 from .rawclient import connect, get
 from .waiting import turns, until, within

@@ -6,8 +6,6 @@ where the test must see bytes before the response ends, or leave early).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from typing import Any
 
@@ -17,17 +15,10 @@ import treq
 from twisted.internet.task import Clock
 
 from twisted_stream import Outcome
-from twisted_stream._demo._site import (
-    CSV_ROWS,
-    DEMO_LINKS,
-    DOWNLOAD_SIZE,
-    OPTIONAL_DEMOS,
-    PADDING,
-    OptionalDemo,
-    demo_resource,
-    query_number,
-    query_size,
-)
+from twisted_stream._demo import demo_resource
+from twisted_stream._demo._pages import CSV_ROWS, DOWNLOAD_SIZE
+from twisted_stream._demo._query import PADDING, query_number, query_size
+from twisted_stream._demo._site import DEMO_LINKS
 from twisted_stream._ops._shutdown import GracefulShutdown
 
 from ..rawclient import connect, get
@@ -77,33 +68,36 @@ async def test_index_links_every_demo(demo: Any, client: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_optional_demos_present_are_mounted_and_linked(demo: Any, client: Any) -> None:
-    """Demos living in their own _demo_<name> modules (events, template, proxy) are linked
-    from the index and served at /<name> when their module exists."""
+async def test_event_and_template_demos_are_mounted_and_linked(demo: Any, client: Any) -> None:
+    """The events and template demos (modules of their own, listed explicitly) are linked
+    from the index and answer at /events and /template."""
     _, body = await fetch(client, demo.url("/"))
-    present = [d for d in OPTIONAL_DEMOS if importlib.util.find_spec(d.module) is not None]
-    for optional in OPTIONAL_DEMOS:
-        linked = f'href="/{optional.name}"' in body.decode()
-        assert linked == (optional in present), optional.name
-    for optional in present:
-        head = await within(client.head(demo.url(f"/{optional.name}")))
-        assert head.code == 200, optional.name
+    for name in ("events", "template"):
+        assert f'href="/{name}"' in body.decode(), name
+        head = await within(client.head(demo.url(f"/{name}")))
+        assert head.code == 200, name
         await within(head.content())
 
 
-def test_optional_demo_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A missing demo module is skipped; an import error inside an existing one is raised,
-    not hidden."""
-    missing = OptionalDemo("no_such_feature", "None", "Not there.")
-    assert missing.module == "twisted_stream._demo._no_such_feature"
-    assert missing.load() is None
+def test_the_demo_uses_only_the_public_api() -> None:
+    """No module of the demo imports a private module of twisted_stream: the demo shows what
+    a user can write."""
+    import ast
+    import pathlib
 
-    def broken(name: str) -> Any:
-        raise ModuleNotFoundError("No module named 'dependency'", name="dependency")
+    import twisted_stream._demo as package
 
-    monkeypatch.setattr(importlib, "import_module", broken)
-    with pytest.raises(ModuleNotFoundError):
-        missing.load()
+    folder = pathlib.Path(package.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                name = node.module or ""
+                if node.level:
+                    assert node.level == 1, (path.name, name)  # a sibling in _demo
+                else:
+                    assert not name.startswith("twisted_stream."), (path.name, name)
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("twisted_stream.") for a in node.names)
 
 
 @pytest_twisted.ensureDeferred

@@ -2,6 +2,8 @@
 
 A real ``Site``/``HTTPChannel`` on a ``StringTransport`` and a ``MemoryReactorClock``: the
 tests play the transport (pause, resume, stop, connection loss) and read the bytes written.
+The engine measures time on the fake clock too (the site's ``monotonic`` is its ``seconds``),
+so a slice ends only when a test moves the clock: nothing depends on the machine's speed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Harness:
                 return stream(request, make_source(), reactor=harness.clock, **stream_kwargs)
 
         self.site = StreamSite(Leaf())
+        self.site.monotonic = self.clock.seconds
         self.channel = self.site.buildProtocol(None)
         self.transport = StringTransport()
         self.channel.makeConnection(self.transport)
@@ -149,15 +152,28 @@ def test_resume_when_not_paused_pulls_nothing_extra() -> None:
 
 
 def test_source_is_pulled_in_slices_so_other_work_runs() -> None:
-    """A fast source that never fills the transport yields to the reactor after one buffer."""
+    """A fast source that never fills the transport yields to the reactor when its slice
+    time is up (here each item takes 0.1 ms of the fake clock; the slice is 1 ms)."""
     gen, events = counting(1_000_000, chunk=b"")
-    h = Harness(lambda: gen, buffer_size=1000, slice_seconds=0.001)
+    clock_holder: list[Any] = []
+
+    def timed() -> Iterator[bytes]:
+        try:
+            for item in gen:
+                clock_holder[0].rightNow += 0.0001
+                yield item
+        finally:
+            gen.close()
+
+    h = Harness(timed, buffer_size=1000, slice_seconds=0.001)
+    clock_holder.append(h.clock)
     handle = h.get()
     # Empty chunks never fill anything: the slice ends on time and the rest waits a turn.
     assert handle.state is State.STREAMING
     assert h.clock.getDelayedCalls(), "the next slice is scheduled, not run inline"
     first = pulled(events)
     assert first < 1_000_000
+    assert first <= 11, "the slice ended once 1 ms of the clock had passed"
     h.clock.advance(0)
     assert pulled(events) > first
     h.lose_connection()

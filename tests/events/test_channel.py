@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -18,26 +19,31 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
 from twisted_stream import Outcome, stream_for
-from twisted_stream._engine._source import EOF
-from twisted_stream._events._channel import Channel, SubscriberOverflow, Subscription
-from twisted_stream._events._event_stream import Event, EventStreamResource
+from twisted_stream._engine._source import EOF, SliceDeadline
+from twisted_stream._errors import SubscriberOverflow
+from twisted_stream._events._channel import Channel, Subscription
+from twisted_stream._events._event_stream import EventStreamResource
+from twisted_stream._events._sse import Event
 from twisted_stream._sources._heartbeat import HEARTBEAT
 
 from ..rawclient import connect, get
 from ..waiting import until, within
 from .test_event_stream import body_of, parse_sse
 
+PAST = SliceDeadline(0.0, time.monotonic)
+"""A slice deadline already passed (these sources hand over what they have at once)."""
+
 
 def take(sub: Subscription) -> bytes:
     """Everything the subscription has ready (it must not be waiting)."""
-    got = sub.read(1 << 20, 0)
+    got = sub.read(1 << 20, PAST)
     assert isinstance(got, bytes), got
     return got
 
 
 def waiting(sub: Subscription) -> list[object]:
     """Start a waiting read; the list gets what it fires with."""
-    d = sub.read(1 << 20, 0)
+    d = sub.read(1 << 20, PAST)
     assert isinstance(d, Deferred), d
     got: list[object] = []
     d.addBoth(got.append)
@@ -91,7 +97,7 @@ def test_events_queue_while_the_stream_is_not_reading() -> None:
     for i in range(3):
         channel.publish(str(i))
     one = len(Event("0", id="4").encode())
-    assert sub.read(one, 0) == b"id: 4\ndata: 0\n\n"
+    assert sub.read(one, PAST) == b"id: 4\ndata: 0\n\n"
     assert sub.queued == 2
 
 
@@ -122,7 +128,7 @@ def test_resume_replays_what_was_missed() -> None:
     channel.publish("e6")
     assert got == [b"id: 6\ndata: e6\n\n"]
     up_to_date = channel.subscribe("6")
-    assert isinstance(up_to_date.read(100, 0), Deferred)
+    assert isinstance(up_to_date.read(100, PAST), Deferred)
 
 
 def test_resume_from_an_id_the_history_lost_says_so() -> None:
@@ -196,7 +202,7 @@ def test_disconnect_drops_the_subscriber_and_aborts_its_stream() -> None:
     assert slow.queued == 0
     assert len(stream.aborted) == 1 and "too slow" in stream.aborted[0]
     with pytest.raises(SubscriberOverflow):
-        slow.read(100, 0)
+        slow.read(100, PAST)
     slow.close()
 
 
@@ -245,11 +251,11 @@ def test_closing_the_channel_ends_every_subscription() -> None:
     assert got == [b"id: 1\ndata: last\n\n"]
     assert got2 == [EOF]
     assert take(busy) == b"id: 1\ndata: last\n\n"
-    assert busy.read(100, 0) is EOF
+    assert busy.read(100, PAST) is EOF
     assert channel.subscribers == 0
     with pytest.raises(RuntimeError):
         channel.publish("more")
-    assert channel.subscribe().read(100, 0) is EOF
+    assert channel.subscribe().read(100, PAST) is EOF
 
 
 def test_subscribers_coming_and_going() -> None:
@@ -280,7 +286,7 @@ def test_subscribers_coming_and_going() -> None:
 
 
 def drain(sub: Subscription) -> str:
-    got = sub.read(1 << 30, 0)
+    got = sub.read(1 << 30, PAST)
     return got.decode() if isinstance(got, bytes) else ""
 
 

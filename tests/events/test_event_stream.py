@@ -22,13 +22,8 @@ from twisted.web.resource import Resource
 
 from twisted_stream import ChunkTypeError, Outcome, stream_for
 from twisted_stream._demo._events import events_demo
-from twisted_stream._events._event_stream import (
-    Event,
-    EventStreamResource,
-    convert_event,
-    encode_data,
-    stream_events,
-)
+from twisted_stream._events._event_stream import EventStreamResource, stream_events
+from twisted_stream._events._sse import Event, convert_event, encode_data
 from twisted_stream._sources._heartbeat import HEARTBEAT
 
 from ..conftest import leaf

@@ -22,10 +22,12 @@ from twisted.python.filepath import FilePath
 
 from twisted_stream import Outcome, State
 from twisted_stream._engine._stream import Stream
+from twisted_stream._errors import FileTruncated
 from twisted_stream._files import _resource as file_resource_module
+from twisted_stream._files._listing import Listing
+from twisted_stream._files._paths import Paths
 from twisted_stream._files._preconditions import format_http_date
-from twisted_stream._files._resource import FileResource, _Listing
-from twisted_stream._sources._file import FileTruncated
+from twisted_stream._files._resource import FileResource
 
 from ..rawclient import RawClient, connect, get
 from ..waiting import turns, until, within
@@ -807,14 +809,14 @@ def test_listing_reads_the_directory_lazily(tmp_path: pathlib.Path) -> None:
             closed.append(True)
             self._it.close()
 
-    listing = _Listing(Entries(), "/", FileResource(tmp_path), at_root=True)
+    listing = Listing(Entries(), "/", Paths(str(tmp_path)), at_root=True)
     assert "Index of /" in next(listing)
     assert consumed == []
     next(listing)
     assert len(consumed) == 1
     listing.close()
     assert closed == [True]
-    whole = "".join(_Listing(Entries(), "/", FileResource(tmp_path), at_root=True))
+    whole = "".join(Listing(Entries(), "/", Paths(str(tmp_path)), at_root=True))
     assert whole.count("<li>") == 10 and whole.endswith("</html>\n")
     assert closed == [True, True]
 

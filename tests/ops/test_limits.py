@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_stream import Outcome, StreamSettings, stream, stream_for
-from twisted_stream._ops._limits import client_address
+from twisted_stream._http._twisted import client_address
 
 from ..conftest import leaf
 from ..waiting import until, within

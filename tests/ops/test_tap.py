@@ -28,15 +28,10 @@ from twisted.web.resource import IResource, Resource
 import twisted
 from twisted_stream import Outcome, StreamSettings, stream, stream_for
 from twisted_stream._files._resource import FileResource
+from twisted_stream._ops._reflect import SETTING_OPTIONS, setting_options
+from twisted_stream._ops._service import StreamWebService, StreamWebSite
 from twisted_stream._ops._shutdown import GracefulShutdown
-from twisted_stream.tap import (
-    SETTING_OPTIONS,
-    Options,
-    StreamWebService,
-    StreamWebSite,
-    makeService,
-    setting_options,
-)
+from twisted_stream.tap import Options, makeService
 
 from ..waiting import until, within
 
@@ -359,20 +354,19 @@ def test_every_stream_setting_option_sets_its_field() -> None:
 
 def test_setting_options_are_derived_generically() -> None:
     """The derivation handles int, float, str, bool (a flag; --no-x when on by default) and
-    optional fields, takes help from metadata or the attribute docstring, and skips types it
-    cannot parse."""
+    optional fields, takes help from the field's metadata (a generic line without it), and
+    skips types it cannot parse."""
 
     @dataclasses.dataclass(frozen=True)
     class Example:
-        count: int = 3
-        """How many."""
+        count: int = dataclasses.field(default=3, metadata={"help": "How many."})
         ratio: float = 0.5
         name: str = dataclasses.field(default="x", metadata={"help": "The ``name``."})
-        cap: int | None = None
-        """Upper bound; none for no bound."""
+        cap: int | None = dataclasses.field(
+            default=None, metadata={"help": "Upper bound; none for no bound."}
+        )
         verbose: bool = False
-        checked: bool = True
-        """Check things."""
+        checked: bool = dataclasses.field(default=True, metadata={"help": "Check things."})
         shape: tuple[int, int] = (1, 2)
 
     found = {o.field: o for o in setting_options(Example)}
@@ -586,7 +580,7 @@ async def test_access_log_waits_for_streams_outliving_the_port(
 
 def test_stdout_log_survives_close(capfd: pytest.CaptureFixture[str]) -> None:
     """The stdout access log's close only flushes: standard output stays usable."""
-    from twisted_stream.tap import _StdoutLog
+    from twisted_stream._ops._service import _StdoutLog
 
     out = _StdoutLog()
     out.write("line\n")

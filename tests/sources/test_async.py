@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from twisted.internet.defer import Deferred
 
 from twisted_stream._engine._chunks import chunk_converter
-from twisted_stream._engine._source import EOF
+from twisted_stream._engine._source import EOF, SliceDeadline
 from twisted_stream._sources._async import AsyncIteratorSource, run_awaitable
 
-FAR = float("inf")
+FAR = SliceDeadline(math.inf, time.monotonic)
 
 
 def source(agen: object) -> AsyncIteratorSource:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +23,7 @@ from twisted.web.server import GzipEncoderFactory
 from twisted.web.template import Element, Tag, TagLoader, renderer, tags
 
 from twisted_stream import StreamSettings, stream
-from twisted_stream._engine._source import EOF
+from twisted_stream._engine._source import EOF, SliceDeadline
 from twisted_stream._errors import ContentLengthError
 from twisted_stream._events._template import stream_element
 from twisted_stream._sources._compression import (
@@ -36,7 +38,7 @@ from ..conftest import leaf
 from ..rawclient import connect, get
 from ..waiting import until, within
 
-FAR = float("inf")
+FAR = SliceDeadline(math.inf, time.monotonic)
 GZIP = {"Accept-Encoding": ["gzip"]}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import pathlib
 import time
@@ -15,16 +16,16 @@ from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 
 from twisted_stream import Outcome, State, stream, stream_for
-from twisted_stream._engine._source import EOF, Source
+from twisted_stream._engine._source import EOF, SliceDeadline, Source
 from twisted_stream._engine._stream import Stream
-from twisted_stream._files._ranges import FileRegion, Segment
-from twisted_stream._sources._file import FileSource, FileTruncated, PathSource, file_source
+from twisted_stream._errors import FileTruncated
+from twisted_stream._sources._file import FileRegion, FileSource, PathSource, Segment, file_source
 
 from ..conftest import leaf
 from ..rawclient import connect, get
 from ..waiting import turns, until, within
 
-LATER = float("inf")
+LATER = SliceDeadline(math.inf, time.monotonic)
 GIB = 1 << 30
 DATA = bytes(range(256)) * 64  # 16 KiB
 
@@ -107,7 +108,7 @@ def test_layout_reads_stop_at_the_limit() -> None:
 def test_a_past_deadline_returns_after_one_piece() -> None:
     """With the deadline passed a read still makes progress, one piece at a time."""
     source = FileSource(CountingFile(DATA), [b"a", FileRegion(0, 4), b"b"])
-    past = time.monotonic() - 1
+    past = SliceDeadline(time.monotonic() - 1, time.monotonic)
     assert [source.read(1000, past) for _ in range(4)] == [b"a", DATA[:4], b"b", EOF]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,13 +11,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
 from twisted_stream import Outcome, SourceIdleTimeout, stream_for
-from twisted_stream._engine._source import EOF, ReadResult, Ready
+from twisted_stream._engine._source import EOF, ReadResult, Ready, SliceDeadline
 from twisted_stream._events._event_stream import stream_events
 from twisted_stream._sources._heartbeat import HEARTBEAT, HeartbeatSource
 
 from ..conftest import leaf
 from ..rawclient import connect, get
 from ..waiting import turns, until, within
+
+PAST = SliceDeadline(0.0, time.monotonic)
+"""A slice deadline already passed (these sources hand over what they have at once)."""
 
 
 class Inner:
@@ -29,7 +33,7 @@ class Inner:
         self.reads = 0
         self.closed = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         self.reads += 1
         if self.script:
             return self.script.pop(0)
@@ -54,9 +58,9 @@ def test_data_flowing_sets_no_timer() -> None:
     """Reads that return data at once go straight through and schedule nothing."""
     clock = MemoryReactorClock()
     source = HeartbeatSource(Inner(b"a", b"b", EOF), 15.0, clock)
-    assert source.read(100, 0) == b"a"
-    assert source.read(100, 0) == b"b"
-    assert source.read(100, 0) is EOF
+    assert source.read(100, PAST) == b"a"
+    assert source.read(100, PAST) == b"b"
+    assert source.read(100, PAST) is EOF
     assert clock.getDelayedCalls() == []
 
 
@@ -65,7 +69,7 @@ def test_a_heartbeat_after_interval_seconds_of_silence() -> None:
     not before."""
     clock = MemoryReactorClock()
     source = HeartbeatSource(Inner(), 15.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     clock.advance(14.75)
     assert got == []
     clock.advance(0.25)
@@ -76,9 +80,9 @@ def test_silence_counts_from_the_last_data_not_from_the_read() -> None:
     """Data at t=0, the engine busy until t=10, then a wait: the heartbeat comes at t=15."""
     clock = MemoryReactorClock()
     source = HeartbeatSource(Inner(b"a"), 15.0, clock)
-    assert source.read(100, 0) == b"a"
+    assert source.read(100, PAST) == b"a"
     clock.advance(10)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     clock.advance(4.75)
     assert got == []
     clock.advance(0.25)
@@ -93,14 +97,14 @@ def test_no_heartbeat_while_events_flow() -> None:
     source = HeartbeatSource(inner, 15.0, clock)
     comments = 0
     for _ in range(10):
-        got = fired(source.read(100, 0))
+        got = fired(source.read(100, PAST))
         clock.advance(10)
         assert inner.pending is not None
         inner.pending.callback(b"event")
         comments += got.count(HEARTBEAT)
         assert got[-1] == b"event"
     assert comments == 0
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     clock.advance(14.75)
     assert got == []
     clock.advance(0.25)
@@ -115,12 +119,12 @@ def test_heartbeats_repeat_and_the_inner_wait_is_kept() -> None:
     source = HeartbeatSource(inner, 5.0, clock)
     beats = []
     for _ in range(3):
-        got = fired(source.read(100, 0))
+        got = fired(source.read(100, PAST))
         clock.advance(5)
         beats += got
     assert beats == [HEARTBEAT] * 3
     assert inner.reads == 1
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     assert inner.pending is not None
     inner.pending.callback(b"late")
     assert got == [b"late"]
@@ -133,14 +137,14 @@ def test_data_arriving_between_reads_is_held_for_the_next_read() -> None:
     clock = MemoryReactorClock()
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     clock.advance(5)
     assert got == [HEARTBEAT]
     assert inner.pending is not None
     inner.pending.callback(b"x")
-    assert source.read(100, 0) == b"x"
+    assert source.read(100, PAST) == b"x"
     assert inner.reads == 1
-    assert source.read(100, 0) is not None and inner.reads == 2
+    assert source.read(100, PAST) is not None and inner.reads == 2
 
 
 def test_eof_and_failures_pass_through() -> None:
@@ -149,27 +153,27 @@ def test_eof_and_failures_pass_through() -> None:
     clock = MemoryReactorClock()
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     assert inner.pending is not None
     inner.pending.callback(EOF)
     assert got == [EOF]
 
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     assert inner.pending is not None
     inner.pending.errback(RuntimeError("boom"))
     assert len(got) == 1 and got[0].check(RuntimeError)  # type: ignore[attr-defined]
 
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     clock.advance(5)
     assert got == [HEARTBEAT]
     assert inner.pending is not None
     inner.pending.errback(RuntimeError("later"))
     with pytest.raises(RuntimeError, match="later"):
-        source.read(100, 0)
+        source.read(100, PAST)
 
 
 def test_an_inner_deferred_that_already_fired_is_returned_directly() -> None:
@@ -178,7 +182,7 @@ def test_an_inner_deferred_that_already_fired_is_returned_directly() -> None:
     ready: Deferred[Ready] = Deferred()
     ready.callback(b"now")
     source = HeartbeatSource(Inner(ready), 5.0, clock)
-    assert source.read(100, 0) == b"now"
+    assert source.read(100, PAST) == b"now"
     assert clock.getDelayedCalls() == []
 
 
@@ -188,7 +192,7 @@ def test_close_while_a_heartbeat_is_pending() -> None:
     clock = MemoryReactorClock()
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    got = fired(source.read(100, 0))
+    got = fired(source.read(100, PAST))
     assert len(clock.getDelayedCalls()) == 1
     source.close()
     assert inner.closed
@@ -204,7 +208,7 @@ def test_close_after_a_heartbeat_swallows_the_inner_cancellation() -> None:
     clock = MemoryReactorClock()
     inner = Inner()
     source = HeartbeatSource(inner, 5.0, clock)
-    fired(source.read(100, 0))
+    fired(source.read(100, PAST))
     clock.advance(5)
     pending = inner.pending
     assert pending is not None

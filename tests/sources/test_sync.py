@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 
 import pytest
 from twisted.internet.defer import Deferred
 
 from twisted_stream._engine._chunks import chunk_converter
-from twisted_stream._engine._source import EOF
+from twisted_stream._engine._source import EOF, SliceDeadline
 from twisted_stream._sources._sync import IteratorSource
 
-FAR = float("inf")
+FAR = SliceDeadline(math.inf, time.monotonic)
 
 
 def source(items: object) -> IteratorSource:
@@ -57,7 +59,7 @@ def test_a_deferred_firing_none_writes_nothing() -> None:
 def test_the_deadline_ends_a_read_early() -> None:
     """Past the deadline a read returns what it has, even nothing."""
     src = source(iter([b""] * 10))
-    assert src.read(100, 0.0) == b""
+    assert src.read(100, SliceDeadline(0.0, time.monotonic)) == b""
 
 
 def test_an_error_after_some_items_comes_on_the_next_read() -> None:

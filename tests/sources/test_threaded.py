@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest_twisted
@@ -10,22 +12,23 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from twisted_stream._engine._chunks import chunk_converter
-from twisted_stream._engine._source import EOF
-from twisted_stream._sources._pool import thread_pool
+from twisted_stream._engine._source import EOF, SliceDeadline
+from twisted_stream._sources._pool import StreamThreadPool
 from twisted_stream._sources._threaded import ThreadedSource
 
 from ..waiting import until, within
 
-FAR = float("inf")
+FAR = SliceDeadline(math.inf, time.monotonic)
+
+POOL = StreamThreadPool(4)
+"""The pool of these tests' sources (one for the module: its threads live until the reactor
+stops)."""
 
 
 def source(items: object, size: int = 4) -> ThreadedSource:
-    return ThreadedSource(
-        items,  # type: ignore[arg-type]
-        chunk_converter("utf-8"),
-        thread_pool(reactor, size),
-        reactor,
-    )
+    """A threaded source of ``items`` on :data:`POOL`, resized to ``size`` threads."""
+    POOL.resize(size)
+    return ThreadedSource(items, chunk_converter("utf-8"), POOL, reactor)  # type: ignore[arg-type]
 
 
 async def read(src: ThreadedSource, limit: int = 65536) -> object:

@@ -21,10 +21,11 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 
-from .._events._channel import Channel
-from .._events._event_stream import Event, EventStreamResource
-from ._site import query_number
+from twisted_stream import Channel, Event, EventStreamResource
+
+from ._query import query_number
 
 CLOCK_INTERVAL = 1.0
 RETRY_MS = 1000
@@ -84,7 +85,7 @@ class _Page(Resource):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         query = request.uri.partition(b"?")[2]
         suffix = b"?" + query if query else b""
@@ -100,7 +101,7 @@ class _Page(Resource):
         return page.encode("utf-8")
 
 
-def _sibling(request: Any, name: bytes) -> bytes:
+def _sibling(request: Request, name: bytes) -> bytes:
     """A URL for child ``name`` of the demo, relative to the page being rendered (the page
     may be requested as ``/events`` or ``/events/``)."""
     if request.prepath and request.prepath[-1] and not request.postpath:
@@ -115,7 +116,7 @@ class _Clock(EventStreamResource):
     def __init__(self) -> None:
         super().__init__(retry=RETRY_MS)
 
-    def events(self, request: Any, last_event_id: str | None) -> object:
+    def events(self, request: Request, last_event_id: str | None) -> object:
         from twisted.internet import reactor
 
         interval = query_number(request, "interval", CLOCK_INTERVAL, 0.01, 60.0)
@@ -149,7 +150,7 @@ class _Click(Resource):
         self._counter = counter
         self._channel = channel
 
-    def render_POST(self, request: Any) -> bytes:
+    def render_POST(self, request: Request) -> bytes:
         self._counter[0] += 1
         self._channel.publish(str(self._counter[0]), event="count")
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -160,12 +161,12 @@ class _Demo(Resource):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
 
-    def getChild(self, path: bytes, request: Any) -> Any:
+    def getChild(self, path: bytes, request: Request) -> Any:
         if path == b"":
             return self.children[b""]
         return super().getChild(path, request)  # type: ignore[no-untyped-call]
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         # "/events" without the slash: the page, with links made relative to it.
         return _Page().render_GET(request)
 

@@ -1,94 +1,24 @@
 """The demo site ``twistd -n streamweb`` serves when given neither ``--path`` nor ``--app``.
 
-An index page links live examples, each a few lines on top of the public API:
-
-- ``/countdown/``: a holder page with two iframes streaming "Prepare for launch ... Lift off"
-  line by line, one non-blocking (``deferLater``), one a blocking ``time.sleep`` generator
-  run with ``threaded=True``;
-- ``/csv``: a CSV of a million rows generated on the fly in constant memory;
-- ``/download``: a multi-GB generated download with ``Content-Length`` and a filename;
-- ``/clock``: a stream that never ends on its own (``Stream.endless``): at shutdown it is
-  ended cleanly instead of aborted.
-
-Query parameters (``delay``, ``count``, ``rows``, ``size``, ``interval``) let tests and
-curious users make them quick or small.
-
-Demos of other features live in their own modules and are mounted when present (see
-:data:`OPTIONAL_DEMOS`): ``twisted_stream._demo._<name>`` with a ``<name>_demo()`` function
-returning the resource, mounted at ``/<name>``.
+An index page links every demo; each lives in its own module and uses only the public API
+(``from twisted_stream import ...``): the countdown, CSV, download and clock pages
+(:mod:`._pages`), Server-Sent Events (:mod:`._events`) and a streamed template
+(:mod:`._template`). Query parameters let tests and curious users make them quick or small.
 """
 
 from __future__ import annotations
 
-import csv
-import importlib
-import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from html import escape
-from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.web import pages
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 
-from .._engine._stream import stream, stream_for
-from .._sources._resource import StreamingResource
-
-HTML = "text/html; charset=utf-8"
-
-PADDING = "<!--" + " " * 2048 + "-->\n"
-"""Sent first by progressive HTML pages: browsers hold back the first kilobyte or so of a
-response before they render anything."""
-
-COUNTDOWN_DELAY = 1.0
-"""Seconds between countdown lines unless ``?delay=`` says otherwise."""
-COUNTDOWN_FROM = 10
-CSV_ROWS = 1_000_000
-DOWNLOAD_SIZE = 4 * 1024**3
-DOWNLOAD_BLOCK = bytes(range(256)) * 256
-"""64 KiB of the repeating pattern 0, 1, ..., 255: byte ``i`` of a download is ``i % 256``."""
-CLOCK_INTERVAL = 1.0
-
-
-def query_number(request: Any, name: str, default: float, low: float, high: float) -> float:
-    """The query parameter ``name`` as a number clamped to [low, high]; ``default`` if it is
-    missing or not a number."""
-    raw = request.args.get(name.encode("ascii"), [b""])[0]
-    try:
-        value = float(raw)
-    except ValueError:
-        return default
-    if value != value:  # NaN
-        return default
-    return min(max(value, low), high)
-
-
-def query_size(request: Any, name: str, default: int, high: int) -> int:
-    """A byte count like ``1500``, ``64K``, ``100M`` or ``4G`` (binary units), at most
-    ``high``; ``default`` if missing or malformed."""
-    raw = request.args.get(name.encode("ascii"), [b""])[0].decode("latin-1").strip()
-    found = re.fullmatch(r"(\d+)\s*([kKmMgG]?)(?:i?[bB])?", raw)
-    if found is None:
-        return default
-    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[found.group(2).lower()]
-    return min(int(found.group(1)) * scale, high)
-
-
-def page(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.4}"
-        "iframe{width:100%;height:18em;border:1px solid #999}code{background:#eee}</style>"
-        f"</head><body>\n{body}\n</body></html>\n"
-    )
-
-
-# The index.
+from ._events import events_demo
+from ._pages import Clock, Countdown, Csv, Download
+from ._query import HTML, page
+from ._template import template_demo
 
 
 @dataclass(frozen=True)
@@ -127,49 +57,15 @@ DEMO_LINKS: list[DemoLink] = [
     DemoLink(
         "/clock", "Clock", "A stream that never ends on its own; at shutdown it is ended cleanly."
     ),
-]
-
-
-@dataclass(frozen=True)
-class OptionalDemo:
-    """A demo in a module of its own, mounted at ``/<name>`` if the module exists."""
-
-    name: str
-    title: str
-    description: str
-
-    @property
-    def module(self) -> str:
-        return f"{__package__}._{self.name}"
-
-    def load(self) -> IResource | None:
-        """The demo's resource, or None if its module is not there (yet)."""
-        try:
-            module = importlib.import_module(self.module)
-        except ModuleNotFoundError as e:
-            if e.name == self.module:
-                return None
-            raise
-        factory = getattr(module, f"{self.name}_demo")
-        made: IResource = factory()
-        return made
-
-
-OPTIONAL_DEMOS: list[OptionalDemo] = [
-    OptionalDemo(
-        "events",
+    DemoLink(
+        "/events",
         "Server-sent events",
         "An event stream: the browser's EventSource receives events as they happen.",
     ),
-    OptionalDemo(
-        "template",
+    DemoLink(
+        "/template",
         "Streamed template",
         "A twisted.web.template page whose table rows are rendered and sent one at a time.",
-    ),
-    OptionalDemo(
-        "proxy",
-        "Streaming proxy",
-        "A reverse proxy passing a slow upstream response through with flow control.",
     ),
 ]
 
@@ -183,7 +79,7 @@ class Index(Resource):
         super().__init__()  # type: ignore[no-untyped-call]
         self.links = links
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", HTML.encode("ascii"))
         items = "\n".join(
             f'<li><a href="{escape(link.href)}">{escape(link.title)}</a>: '
@@ -202,217 +98,19 @@ class Index(Resource):
         return page("twisted_stream demo", body).encode("utf-8")
 
 
-# Countdown.
-
-
-def countdown_lines(start: int) -> Iterator[str]:
-    """The countdown text, one line per step."""
-    yield "Prepare for launch...<br>\n"
-    for n in range(start, 0, -1):
-        yield f"Liftoff in {n}...<br>\n"
-    yield "Lift off!<br>\n"
-
-
-def countdown_head(title: str) -> str:
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"</head><body>\n{PADDING}"
-    )
-
-
-COUNTDOWN_TAIL = "</body></html>\n"
-
-
-class Countdown(Resource):
-    """``/countdown/``: the holder page; children ``stream`` and ``threaded``."""
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.putChild(b"stream", CountdownStream())  # type: ignore[no-untyped-call]
-        self.putChild(b"threaded", ThreadedCountdown())  # type: ignore[no-untyped-call]
-
-    def getChild(self, path: bytes, request: Any) -> IResource:
-        return self if path == b"" else pages.notFound()
-
-    def render_GET(self, request: Any) -> bytes:
-        query = request.uri.partition(b"?")[2].decode("latin-1")
-        suffix = "?" + query if query else ""
-        links = [
-            request.childLink(name).decode("latin-1") + suffix for name in (b"stream", b"threaded")
-        ]
-        body = (
-            "<h1>Countdown</h1>\n"
-            "<p>Each frame is one streamed response; lines appear as the server sends them."
-            "</p>\n"
-            "<h2>Non-blocking: a generator yielding deferLater()</h2>\n"
-            f'<iframe src="{escape(links[0])}"></iframe>\n'
-            "<h2>Blocking: a time.sleep() generator with threaded=True</h2>\n"
-            f'<iframe src="{escape(links[1])}"></iframe>\n'
-            '<p><a href="/">Back to the demo index</a></p>'
-        )
-        request.setHeader(b"content-type", HTML.encode("ascii"))
-        return page("Countdown", body).encode("utf-8")
-
-
-def _countdown_params(request: Any) -> tuple[float, int]:
-    delay = query_number(request, "delay", COUNTDOWN_DELAY, 0.0, 10.0)
-    start = int(query_number(request, "count", COUNTDOWN_FROM, 0, 100))
-    return delay, start
-
-
-class CountdownStream(StreamingResource):
-    """The countdown without blocking: waits are Deferreds yielded to the engine."""
-
-    isLeaf = True
-    content_type = HTML
-
-    def render_GET(self, request: Any) -> Iterator[object]:
-        delay, start = _countdown_params(request)
-        from twisted.internet import reactor
-
-        def lines() -> Iterator[object]:
-            yield countdown_head("Countdown (deferLater)")
-            for line in countdown_lines(start):
-                yield line
-                if not line.startswith("Lift off"):
-                    wait: Deferred[None] = deferLater(reactor, delay, lambda: None)
-                    yield wait
-            yield COUNTDOWN_TAIL
-
-        return lines()
-
-
-class ThreadedCountdown(StreamingResource):
-    """The countdown as a plain blocking generator, run in the thread pool."""
-
-    isLeaf = True
-    content_type = HTML
-    threaded = True
-
-    def render_GET(self, request: Any) -> Iterator[str]:
-        delay, start = _countdown_params(request)
-
-        def lines() -> Iterator[str]:
-            yield countdown_head("Countdown (threaded)")
-            for line in countdown_lines(start):
-                yield line
-                if not line.startswith("Lift off"):
-                    time.sleep(delay)
-            yield COUNTDOWN_TAIL
-
-        return lines()
-
-
-# CSV.
-
-
-class _Echo:
-    """A write-only "file" that returns what is written: ``csv.writer(_Echo()).writerow``
-    then returns the formatted row."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
-def csv_rows(count: int) -> Iterator[str]:
-    """A header and ``count`` rows of CSV, one line per item, nothing held in memory."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(["id", "square", "hex", "label"])
-    for i in range(1, count + 1):
-        yield writer.writerow([i, i * i, f"{i:x}", f'row {i}, "quoted"'])
-
-
-class Csv(StreamingResource):
-    """``/csv?rows=N``: ``N`` rows (a million by default) as a download, or as text in the
-    browser with ``inline=1``."""
-
-    isLeaf = True
-
-    def render_GET(self, request: Any) -> Iterator[str]:
-        rows = int(query_number(request, "rows", CSV_ROWS, 0, 10 * CSV_ROWS))
-        if request.args.get(b"inline"):
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        else:
-            request.setHeader(b"content-type", b"text/csv; charset=utf-8")
-            request.setHeader(b"content-disposition", b'attachment; filename="rows.csv"')
-        return csv_rows(rows)
-
-
-# Download.
-
-
-def pattern_bytes(size: int) -> Iterator[bytes]:
-    """``size`` bytes of :data:`DOWNLOAD_BLOCK` repeated."""
-    block = DOWNLOAD_BLOCK
-    full, rest = divmod(size, len(block))
-    for _ in range(full):
-        yield block
-    if rest:
-        yield block[:rest]
-
-
-class Download(Resource):
-    """``/download?size=4G``: generated bytes with ``Content-Length`` and a filename."""
-
-    isLeaf = True
-
-    def render_GET(self, request: Any) -> int:
-        size = query_size(request, "size", DOWNLOAD_SIZE, 64 * 1024**3)
-        request.setHeader(b"content-disposition", b'attachment; filename="demo-download.bin"')
-        return stream(
-            request,
-            pattern_bytes(size),
-            content_type="application/octet-stream",
-            content_length=size,
-        )
-
-
-# Clock.
-
-
-class Clock(Resource):
-    """``/clock?interval=1``: the time, once per interval, until the client or the server
-    stops it."""
-
-    isLeaf = True
-
-    def render_GET(self, request: Any) -> int:
-        interval = query_number(request, "interval", CLOCK_INTERVAL, 0.01, 60.0)
-        from twisted.internet import reactor
-
-        def ticks() -> Iterator[object]:
-            yield countdown_head("Clock")
-            yield "<p>One line per tick; this response never ends on its own.</p>\n"
-            while True:
-                now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-                yield f"{now}<br>\n"
-                wait: Deferred[None] = deferLater(reactor, interval, lambda: None)
-                yield wait
-
-        result = stream(request, ticks(), content_type=HTML)
-        handle = stream_for(request)
-        if handle is not None:
-            handle.endless = True
-        return result
-
-
 class _Root(Resource):
-    def getChild(self, path: bytes, request: Any) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> IResource:
         return pages.notFound()
 
 
 def demo_resource() -> Resource:
     """The root resource of the demo site."""
     root = _Root()  # type: ignore[no-untyped-call]
-    links = list(DEMO_LINKS)
-    for optional in OPTIONAL_DEMOS:
-        resource = optional.load()
-        if resource is not None:
-            root.putChild(optional.name.encode("ascii"), resource)
-            links.append(DemoLink(f"/{optional.name}", optional.title, optional.description))
-    root.putChild(b"", Index(links))
+    root.putChild(b"", Index(DEMO_LINKS))
     root.putChild(b"countdown", Countdown())
     root.putChild(b"csv", Csv())  # type: ignore[no-untyped-call]
     root.putChild(b"download", Download())  # type: ignore[no-untyped-call]
     root.putChild(b"clock", Clock())  # type: ignore[no-untyped-call]
+    root.putChild(b"events", events_demo())
+    root.putChild(b"template", template_demo())
     return root

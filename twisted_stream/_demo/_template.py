@@ -16,10 +16,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.iweb import IRenderable
 from twisted.web.resource import IResource
+from twisted.web.server import Request
 from twisted.web.template import Comment, Element, Tag, XMLString, renderer
 
-from .._events._template import ElementResource
-from ._site import query_number
+from twisted_stream import ElementResource
+
+from ._query import query_number
 
 ROWS = 20
 DELAY = 0.25
@@ -104,7 +106,7 @@ class TablePage(Element):
         return tag.fillSlots(rows=str(self.count), delay=f"{self.delay:g}")
 
 
-def _page_for(request: Any) -> IRenderable:
+def _page_for(request: Request) -> IRenderable:
     rows = int(query_number(request, "rows", ROWS, 0.0, MAX_ROWS))
     delay = query_number(request, "delay", DELAY, 0.0, MAX_DELAY)
     return TablePage(rows, delay)

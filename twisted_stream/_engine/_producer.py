@@ -4,14 +4,15 @@ It pulls only while the transport wants data, in slices so no stream holds the r
 keeps at most one buffer beyond the transport's, and tears everything down exactly once on
 whichever comes first: the end of the source, a source failure, the client going away
 (``stopProducing`` or the ``notifyFinish`` errback; HTTP/2 only sends the latter) or an
-abort by the server. Its lifecycle moves only through :func:`._state.transition`.
+abort by the server. Its lifecycle moves only through :func:`._state.transition`. What it
+needs of Twisted beyond the :class:`~twisted_stream._types.StreamRequest` Protocol comes from
+the seam, :mod:`twisted_stream._http._twisted`. Time is read from the ``monotonic`` callable
+it is given (the slice budget, the time to first byte) and timers run on its ``clock``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
@@ -21,10 +22,19 @@ from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
 from .._errors import ContentLengthError, SourceIdleTimeout, StreamAborted
+from .._http._twisted import (
+    abort_connection,
+    has_channel,
+    headers_sent,
+    is_disconnected,
+    request_line,
+    send_error_page,
+)
 from .._settings import StreamSettings
+from .._types import Clock, Monotonic, StreamRequest
 from ._outcome import Outcome
-from ._source import EOF, Heartbeat, Ready, Source
-from ._state import TERMINAL, Event, State, transition
+from ._source import EOF, Heartbeat, Ready, SliceDeadline, Source
+from ._state import TERMINAL, Signal, State, transition
 
 _log = Logger(namespace="twisted_stream")
 
@@ -44,27 +54,18 @@ def _cancel(call: IDelayedCall | None) -> IDelayedCall | None:
     return None
 
 
-def request_line(request: Any) -> str:
-    """``METHOD URI HTTP/x.y`` of ``request``, for log lines."""
-    parts = (
-        getattr(request, "method", b"?"),
-        getattr(request, "uri", b"?"),
-        getattr(request, "clientproto", b"?"),
-    )
-    return " ".join(p.decode("latin-1") if isinstance(p, bytes) else str(p) for p in parts)
-
-
 @implementer(IPushProducer)
 class StreamProducer:
     """Streams one source into one request. Use :func:`twisted_stream.stream`."""
 
     def __init__(
         self,
-        request: Any,
+        request: StreamRequest,
         source: Source,
         *,
         settings: StreamSettings,
-        clock: Any,
+        clock: Clock,
+        monotonic: Monotonic,
         content_length: int | None,
         on_end: EndCallback,
     ) -> None:
@@ -80,6 +81,7 @@ class StreamProducer:
         self._limit = settings.buffer_size
         self._slice = settings.slice_seconds
         self._clock = clock
+        self._monotonic = monotonic
         self._stall_timer: IDelayedCall | None = None
         self._idle_timer: IDelayedCall | None = None
         self._deadline_timer: IDelayedCall | None = None
@@ -98,25 +100,25 @@ class StreamProducer:
 
     # Lifecycle.
 
-    def _fire(self, event: Event) -> State:
-        self.state = transition(self.state, event)
+    def _fire(self, signal: Signal) -> State:
+        self.state = transition(self.state, signal)
         return self.state
 
     def start(self, *, flush_headers: bool = False) -> None:
         """Register on the request and start pulling (Twisted never resumes us first)."""
         request = self.request
-        if getattr(request, "_disconnected", False):
+        if is_disconnected(request):
             self._lost(Failure(StreamAborted("the client had gone before the stream started")))
             return
         request.notifyFinish().addCallbacks(lambda _: None, self._notified_lost)
         if request.method == b"HEAD" or request.code in NO_BODY_CODES:
             # Headers only: the source is closed without ever being read.
-            self._fire(Event.FINISH)
+            self._fire(Signal.FINISH)
             self._close_source()
             request.finish()
             self._on_end(Outcome.COMPLETED, None)
             return
-        self._fire(Event.START)
+        self._fire(Signal.START)
         if self._settings.deadline:
             self._deadline_timer = self._clock.callLater(
                 self._settings.deadline, self.abort, "the stream deadline passed"
@@ -128,14 +130,14 @@ class StreamProducer:
 
     def reject(self) -> None:
         """The stream is refused before it starts: release the source unread."""
-        self._fire(Event.ABORT)
+        self._fire(Signal.ABORT)
         self._close_source()
 
     # IPushProducer: called by the transport, repeatedly and re-entrantly.
 
     def pauseProducing(self) -> None:
         before = self.state
-        if self._fire(Event.PAUSE) is not before and self.state in _PAUSED:
+        if self._fire(Signal.PAUSE) is not before and self.state in _PAUSED:
             self.pause_count += 1
             self._paused_since = self._clock.seconds()
             timeout = self._settings.stall_timeout
@@ -146,7 +148,7 @@ class StreamProducer:
 
     def resumeProducing(self) -> None:
         before = self.state
-        after = self._fire(Event.RESUME)
+        after = self._fire(Signal.RESUME)
         if before in _PAUSED and after not in _PAUSED:
             self._unpaused()
             if after is State.STREAMING:
@@ -203,14 +205,15 @@ class StreamProducer:
 
     def _pull(self) -> None:
         limit = self._limit
-        deadline = time.monotonic() + self._slice
+        monotonic = self._monotonic
+        deadline = SliceDeadline(monotonic() + self._slice, monotonic)
         # A slice fills the transport once: it ends when the transport pauses us (its buffer
         # is full), after slice_seconds, or after SLICE_BUFFERS buffers for a transport that
         # never pushes back (HTTP/2 with a large window; a body with a Content-Length, whose
         # 64 KiB writes only reach Twisted's pause mark on the second one).
         budget = SLICE_BUFFERS * limit
         while self.state is State.STREAMING:
-            if budget <= 0 or time.monotonic() >= deadline:
+            if budget <= 0 or monotonic() >= deadline.at:
                 self._next_slice = self._clock.callLater(0, self._slice_due)
                 return
             if self._carry is not None:
@@ -227,7 +230,7 @@ class StreamProducer:
             if isinstance(result, bytes):
                 budget -= self._accept(result, budget)
                 continue
-            self._fire(Event.WAIT)
+            self._fire(Signal.WAIT)
             if self._settings.idle_timeout and self._idle_timer is None:
                 self._idle_timer = self._clock.callLater(self._settings.idle_timeout, self._idle)
             result.addCallbacks(self._ready, self._read_failed)
@@ -243,12 +246,12 @@ class StreamProducer:
         if type(result) is not Heartbeat:
             self._idle_timer = _cancel(self._idle_timer)
         if result is EOF:
-            self._fire(Event.READY)
+            self._fire(Signal.READY)
             self._complete()
             return
         if result:
             self._carry, self._carry_at = result, 0
-        if self._fire(Event.READY) is State.STREAMING:
+        if self._fire(Signal.READY) is State.STREAMING:
             self._run()
 
     def _read_failed(self, reason: Failure) -> None:
@@ -303,7 +306,7 @@ class StreamProducer:
 
     def _send(self, data: bytes) -> None:
         if self.first_byte_at is None:
-            self.first_byte_at = time.monotonic()
+            self.first_byte_at = self._monotonic()
         self.bytes_sent += len(data)
         self.request.write(data)
 
@@ -320,7 +323,7 @@ class StreamProducer:
             self._send(held)
             if self.state in TERMINAL:
                 return  # the client vanished during that write
-        self._fire(Event.FINISH)
+        self._fire(Signal.FINISH)
         self._teardown()
         self.request.unregisterProducer()
         self.request.finish()
@@ -331,7 +334,7 @@ class StreamProducer:
         self._force_abort = _cancel(self._force_abort)
         if self.state in TERMINAL:
             return
-        self._fire(Event.ABORT)
+        self._fire(Signal.ABORT)
         self._teardown()
         _log.info(
             "{request_line}: client went away after {bytes_sent} bytes",
@@ -343,10 +346,10 @@ class StreamProducer:
     def _fail(self, reason: Failure) -> None:
         if self.state in TERMINAL:
             return
-        self._fire(Event.ABORT)
+        self._fire(Signal.ABORT)
         self._teardown()
         request = self.request
-        started = bool(getattr(request, "startedWriting", False))
+        started = headers_sent(request)
         _log.failure(
             "{request_line}: stream failed after {bytes_sent} bytes; "
             + ("aborting the connection" if started else "answering 500"),
@@ -370,7 +373,7 @@ class StreamProducer:
         if self._declared is not None:
             self.abort("ended early with a declared Content-Length")
             return
-        self._fire(Event.ABORT)
+        self._fire(Signal.FINISH)
         self._teardown()
         self._unregister()
         if not self._connection_lost:
@@ -384,7 +387,7 @@ class StreamProducer:
     def _abort(self, reason: str, outcome: Outcome) -> None:
         if self.state in TERMINAL:
             return
-        self._fire(Event.ABORT)
+        self._fire(Signal.ABORT)
         self._teardown()
         _log.info(
             "{request_line}: stream aborted after {bytes_sent} bytes: {reason}",
@@ -407,7 +410,7 @@ class StreamProducer:
         self._close_source()
 
     def _unregister(self) -> None:
-        if not self._connection_lost and getattr(self.request, "channel", None) is not None:
+        if not self._connection_lost and has_channel(self.request):
             self.request.unregisterProducer()
 
     def _close_source(self) -> None:
@@ -432,69 +435,3 @@ class StreamProducer:
             )
 
         closing.addErrback(closed_badly).chainDeferred(self.source_closed)
-
-
-FORCE_ABORT_AFTER = 15.0
-"""Seconds a failed response may take to flush what it sent before the connection is reset
-(the same grace Twisted's ``HTTPChannel.abortTimeout`` gives)."""
-
-
-def abort_connection(request: Any, clock: Any, *, flush: bool) -> IDelayedCall | None:
-    """End the connection (HTTP/1) or the stream (HTTP/2) carrying ``request`` abnormally.
-
-    With ``flush``, an HTTP/1.1 client first receives what was already sent, then the
-    connection closes short of the chunked terminator or the Content-Length, which every
-    client reports as an incomplete body; a client that does not drain it within
-    :data:`FORCE_ABORT_AFTER` is reset (the returned call does that; cancel it when the
-    connection goes). HTTP/1.0 without a length cannot signal truncation by closing, so it
-    is reset at once, as is everything without ``flush``. HTTP/2 resets just the stream.
-    """
-    channel = getattr(request, "channel", None)
-    if channel is None:
-        return None
-    stream_abort = getattr(channel, "abortConnection", None)  # H2Stream: RST_STREAM
-    if stream_abort is not None:
-        stream_abort()
-        return None
-    transport = getattr(channel, "transport", None)
-    if transport is None:
-        return None
-    delimited = request.clientproto != b"HTTP/1.0" or request.responseHeaders.hasHeader(
-        b"content-length"
-    )
-    if not (flush and delimited):
-        transport.abortConnection()
-        return None
-    transport.loseConnection()
-    call: IDelayedCall = clock.callLater(FORCE_ABORT_AFTER, transport.abortConnection)
-    return call
-
-
-def send_error_page(request: Any, reason: Failure) -> None:
-    """Answer 500 for a stream that failed before its headers went out."""
-    from html import escape
-
-    request.setResponseCode(500)
-    headers = request.responseHeaders
-    for name in (
-        b"content-length",
-        b"content-encoding",
-        b"content-range",
-        b"etag",
-        b"last-modified",
-        b"content-disposition",
-    ):
-        headers.removeHeader(name)
-    site = getattr(request, "site", None)
-    if getattr(site, "displayTracebacks", False):
-        detail = "<pre>" + escape(reason.getTraceback()) + "</pre>"
-    else:
-        detail = "<p>The response could not be produced.</p>"
-    body = (
-        "<html><head><title>500 Internal Server Error</title></head><body>"
-        "<h1>Internal Server Error</h1>" + detail + "</body></html>"
-    ).encode()
-    headers.setRawHeaders(b"content-type", [b"text/html; charset=utf-8"])
-    headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
-    request.write(body)
-    request.finish()

@@ -1,19 +1,22 @@
 """The one small interface every source kind is adapted to.
 
-The engine (:mod:`twisted_stream._producer`) knows nothing about generators, files or
-threads: it asks a :class:`Source` for bytes while the transport wants them and tells it
+The engine (:mod:`twisted_stream._engine._producer`) knows nothing about generators, files
+or threads: it asks a :class:`Source` for bytes while the transport wants them and tells it
 to release everything when the stream ends. Each source kind lives in its own adapter
-module; :func:`twisted_stream._adapt.adapt` picks the adapter.
+module in :mod:`twisted_stream._sources`; :func:`twisted_stream._sources._adapt.adapt` picks
+the adapter.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+
+from .._types import Monotonic
 
 _T = TypeVar("_T")
 
@@ -41,16 +44,32 @@ ReadResult = bytes | _EOF | Deferred[Ready]
 """What :meth:`Source.read` returns."""
 
 
+class SliceDeadline(NamedTuple):
+    """When the engine's current slice ends: ``at``, in seconds of ``monotonic``.
+
+    The engine measures time on a clock it is given (``time.monotonic`` in production, a fake
+    clock in tests), so a source compares ``monotonic()`` with ``at`` rather than reading a
+    clock of its own.
+    """
+
+    at: float
+    monotonic: Monotonic
+
+    def passed(self) -> bool:
+        """Whether the slice is over."""
+        return self.monotonic() >= self.at
+
+
 class Source(Protocol):
     """A body source as the engine sees it."""
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         """Return body bytes that are ready now, :data:`EOF`, or a Deferred.
 
         ``limit`` is the engine's buffer size: an adapter coalesces small chunks up to about
         that many bytes (a single larger chunk may be returned whole; the engine splits it).
-        ``deadline`` is a ``time.monotonic()`` value: past it the adapter returns what it has
-        (possibly ``b""``) so one stream cannot hold the reactor. A Deferred means the source
+        Past ``deadline`` the adapter returns what it has (possibly ``b""``) so one stream
+        cannot hold the reactor. A Deferred means the source
         has to wait; it fires with bytes or :data:`EOF`, or fails with the source's error.
         Anything buffered must be returned before waiting, never held back behind the wait.
         The engine never calls ``read`` again before a returned Deferred has fired.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from .._errors import StateError
+
 
 class State(enum.Enum):
     """Where a stream is in its life."""
@@ -25,7 +27,7 @@ class State(enum.Enum):
     WAITING_PAUSED = "waiting-paused"
     """A source read is outstanding and the transport asked us to pause."""
     FINISHED = "finished"
-    """The whole body was written and the request finished."""
+    """The response ended cleanly: the source ended, or :meth:`Stream.end` was called."""
     ABORTED = "aborted"
     """The stream ended any other way: client gone, source failed, aborted by the server."""
 
@@ -34,8 +36,8 @@ class State(enum.Enum):
     __hash__ = object.__hash__
 
 
-class Event(enum.Enum):
-    """What can happen to a stream."""
+class Signal(enum.Enum):
+    """What can happen to a stream (the transport pausing it, the source waiting...)."""
 
     START = "start"
     PAUSE = "pause"
@@ -48,15 +50,11 @@ class Event(enum.Enum):
     __hash__ = object.__hash__
 
 
-class StateError(RuntimeError):
-    """An event arrived in a state where it cannot happen: a bug in the engine."""
-
-
 TERMINAL = frozenset({State.FINISHED, State.ABORTED})
 """States a stream never leaves."""
 
-_S, _E = State, Event
-_TABLE: dict[tuple[State, Event], State] = {
+_S, _E = State, Signal
+_TABLE: dict[tuple[State, Signal], State] = {
     (_S.IDLE, _E.START): _S.STREAMING,
     (_S.IDLE, _E.PAUSE): _S.IDLE,
     (_S.IDLE, _E.RESUME): _S.IDLE,
@@ -71,24 +69,27 @@ _TABLE: dict[tuple[State, Event], State] = {
     (_S.WAITING, _E.PAUSE): _S.WAITING_PAUSED,
     (_S.WAITING, _E.RESUME): _S.WAITING,
     (_S.WAITING, _E.READY): _S.STREAMING,
+    (_S.WAITING, _E.FINISH): _S.FINISHED,
     (_S.WAITING_PAUSED, _E.PAUSE): _S.WAITING_PAUSED,
     (_S.WAITING_PAUSED, _E.RESUME): _S.WAITING,
     (_S.WAITING_PAUSED, _E.READY): _S.PAUSED,
+    (_S.WAITING_PAUSED, _E.FINISH): _S.FINISHED,
 }
+# A clean end (Stream.end()) may come in any live state, waiting on the source included.
 # Pause and resume are idempotent everywhere; after the end they are ignored, as is a second
 # abort (the client may vanish while we are aborting).
 for _terminal in TERMINAL:
-    for _event in (_E.PAUSE, _E.RESUME, _E.ABORT):
-        _TABLE[(_terminal, _event)] = _terminal
+    for _signal in (_E.PAUSE, _E.RESUME, _E.ABORT):
+        _TABLE[(_terminal, _signal)] = _terminal
 for _state in State:
     if _state not in TERMINAL:
         _TABLE[(_state, _E.ABORT)] = _S.ABORTED
 
 
-def transition(state: State, event: Event) -> State:
-    """Return the state after ``event`` happens in ``state``; raise :class:`StateError` if
-    it cannot happen there."""
+def transition(state: State, signal: Signal) -> State:
+    """Return the state after ``signal`` happens in ``state``; raise
+    :class:`~twisted_stream._errors.StateError` if it cannot happen there."""
     try:
-        return _TABLE[(state, event)]
+        return _TABLE[(state, signal)]
     except KeyError:
-        raise StateError(f"{event.value!r} cannot happen in state {state.value!r}") from None
+        raise StateError(f"{signal.value!r} cannot happen in state {state.value!r}") from None

@@ -1,23 +1,32 @@
-"""The public entry point, :func:`stream`, and the :class:`Stream` handle it creates."""
+"""The :class:`Stream` handle of one streamed response, and :func:`start_stream`, which
+starts the engine on an adapted source.
+
+The public :func:`twisted_stream.stream` (in :mod:`twisted_stream._sources._stream`) adapts a
+source, applies compression and calls :func:`start_stream`. A stream registers with its
+site through the :class:`~twisted_stream._types.StreamRegistry` Protocol (``StreamSite``
+implements it); it never imports the site.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
-from .._ops._limits import client_address, refusal, send_refusal
-from .._ops._site import StreamSite
-from .._settings import StreamSettings, settings_for
-from .._sources._adapt import adapt
-from .._sources._compression import maybe_compress
-from .._sources._file import path_length
+from .._http._twisted import (
+    client_address,
+    request_line,
+    send_refusal,
+    site_of,
+    write_access_log,
+)
+from .._settings import StreamSettings
+from .._types import Clock, Monotonic, StreamRegistry, StreamRequest
 from ._outcome import Outcome, StreamResult
-from ._producer import StreamProducer, request_line
+from ._producer import StreamProducer
 from ._source import Source
 from ._state import State
 
@@ -30,34 +39,38 @@ handle refers to its request, so a mapping keyed by the request would keep both 
 class Stream:
     """One response being streamed: its state, its byte count and how it ended.
 
-    Get it with :func:`stream_for` after calling :func:`stream`.
+    Get it with :func:`stream_for` after calling :func:`twisted_stream.stream`. Durations
+    (``age``, ``first_byte_seconds``, the result's ``duration``) are measured on the site's
+    ``monotonic`` clock (``time.monotonic`` outside a ``StreamSite``).
     """
 
     def __init__(
         self,
-        request: Any,
+        request: StreamRequest,
         source: Source,
         settings: StreamSettings,
         content_length: int | None,
-        reactor: Any,
+        clock: Clock,
+        registry: StreamRegistry[Stream] | None = None,
     ) -> None:
         self.request = request
         self.settings = settings
-        self.started_at = time.monotonic()
+        self._registry = registry
+        self._monotonic: Monotonic = registry.monotonic if registry is not None else time.monotonic
+        self.started_at = self._monotonic()
         self.result: StreamResult | None = None
         self.endless = False
         """True for streams that never end on their own (event streams): graceful shutdown
         ends them cleanly with :meth:`end` instead of aborting them."""
-        self.path = str(getattr(request, "uri", b"").decode("latin-1", "replace"))
+        self.path = request.uri.decode("latin-1", "replace")
         self.client = client_address(request, settings.trust_forwarded_for)
-        site = getattr(request, "site", None)
-        self._site: StreamSite | None = site if isinstance(site, StreamSite) else None
         self._waiters: list[Deferred[StreamResult]] = []
         self._producer = StreamProducer(
             request,
             source,
             settings=settings,
-            clock=reactor,
+            clock=clock,
+            monotonic=self._monotonic,
             content_length=content_length,
             on_end=self._ended,
         )
@@ -96,7 +109,7 @@ class Stream:
     @property
     def age(self) -> float:
         """Seconds since the stream started."""
-        return time.monotonic() - self.started_at
+        return self._monotonic() - self.started_at
 
     @property
     def outcome(self) -> Outcome | None:
@@ -136,14 +149,11 @@ class Stream:
         self._producer.abort(reason)
 
     def _start(self, *, flush_headers: bool = False) -> None:
-        site = self._site
-        if site is not None:
-            reason = refusal(site, self.request, self.settings)
+        if self._registry is not None:
+            reason = self._registry.admit(self, self.settings)
             if reason is not None:
                 self._refuse(reason)
                 return
-            site.active_streams.add(self)
-            site.metrics.stream_started()
         self._producer.start(flush_headers=flush_headers)
 
     def _refuse(self, reason: str) -> None:
@@ -153,153 +163,58 @@ class Stream:
             reason=reason,
         )
         self._producer.reject()
-        send_refusal(self.request, self.settings, reason)
+        send_refusal(self.request, reason, self.settings.retry_after)
         self.result = StreamResult(Outcome.REJECTED, 0, None, 0.0)
-        if self._site is not None:
-            self._site.metrics.stream_rejected()
 
     def _ended(self, outcome: Outcome, failure: Failure | None) -> None:
         self.result = StreamResult(
-            outcome, self.bytes_sent, failure, time.monotonic() - self.started_at
+            outcome, self.bytes_sent, failure, self._monotonic() - self.started_at
         )
-        site = self._site
-        if site is not None:
-            site.active_streams.discard(self)
-            if self.first_byte_seconds is not None:
-                site.metrics.first_byte(self.first_byte_seconds)
-            site.metrics.stream_ended(self.result, self.pause_count, self.paused_seconds)
-        if not getattr(self.request, "finished", True):
-            _access_log(self.request)
+        if self._registry is not None:
+            self._registry.stream_ended(self)
+        write_access_log(self.request)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(self.result)
 
 
-def stream(
-    request: Any,
-    source: object,
-    *,
-    content_type: str | None = None,
-    charset: str | None = None,
-    content_length: int | None = None,
-    threaded: bool = False,
-    reactor: Any = None,
-    buffer_size: int | None = None,
-    slice_seconds: float | None = None,
-    thread_pool_size: int | None = None,
-    stall_timeout: float | None = None,
-    idle_timeout: float | None = None,
-    deadline: float | None = None,
-    compress: bool | None = None,
-) -> int:
-    """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
-
-    ``source`` is a sync iterable (items may be Deferreds), an async iterable, a file
-    (``pathlib.Path``, ``FilePath`` or binary file object), or ``bytes``/``str``. Items are
-    ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (encoded with ``charset``, else the
-    ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
-    iterable in a bounded thread pool. ``content_length`` sets ``Content-Length`` (a path to
-    a regular file gets its size); a source producing a different length then aborts the
-    connection. The remaining keywords override
-    the :class:`StreamSettings` of the site (:class:`StreamSite`) for this response.
-    """
-    settings = settings_for(request).replace(
-        buffer_size=buffer_size,
-        slice_seconds=slice_seconds,
-        thread_pool_size=thread_pool_size,
-        stall_timeout=stall_timeout,
-        idle_timeout=idle_timeout,
-        deadline=deadline,
-        compress=compress,
-    )
-    reactor = _reactor(reactor)
-    if content_type is not None:
-        request.setHeader(b"content-type", content_type.encode("latin-1"))
-    if charset is None:
-        charset = _charset_of(request) or "utf-8"
-    if content_length is None:
-        content_length = path_length(source)
-    adapted = adapt(
-        source,
-        charset=charset,
-        threaded=threaded,
-        reactor=reactor,
-        thread_pool_size=settings.thread_pool_size,
-    )
-    return stream_source(
-        request, adapted, content_length=content_length, settings=settings, reactor=reactor
-    )
-
-
-def stream_source(
-    request: Any,
+def start_stream(
+    request: StreamRequest,
     source: Source,
     *,
-    content_length: int | None = None,
-    settings: StreamSettings | None = None,
-    reactor: Any = None,
+    settings: StreamSettings,
+    clock: Clock,
     flush_headers: bool = False,
     endless: bool = False,
 ) -> int:
-    """Stream an already adapted :class:`~._source.Source` (files, templates, events).
+    """Start streaming an adapted :class:`~._source.Source` into ``request``; returns
+    ``NOT_DONE_YET``. The response's ``Content-Length`` header, if set, is the declared
+    length the source must produce exactly.
 
     ``flush_headers`` sends the status line and headers at once instead of with the first
     body bytes (event streams); ``endless`` marks a stream that never ends on its own, so
-    graceful shutdown ends it cleanly rather than aborting it.
+    graceful shutdown ends it cleanly rather than aborting it. The stream registers with the
+    request's site when that is a :class:`~twisted_stream._types.StreamRegistry`.
     """
-    reactor = _reactor(reactor)
-    if settings is None:
-        settings = settings_for(request)
-    if content_length is not None:
-        if content_length < 0:
-            raise ValueError(f"content_length must not be negative, not {content_length}")
-        request.setHeader(b"content-length", b"%d" % content_length)
-    source = maybe_compress(request, source, settings)
-    handle = Stream(request, source, settings, _declared_length(request), reactor)
+    site = site_of(request)
+    registry: StreamRegistry[Stream] | None = site if isinstance(site, StreamRegistry) else None
+    handle = Stream(request, source, settings, declared_length(request), clock, registry)
     handle.endless = endless
     setattr(request, _ATTRIBUTE, handle)
     handle._start(flush_headers=flush_headers)
     return NOT_DONE_YET
 
 
-def _reactor(reactor: Any) -> Any:
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        return global_reactor
-    return reactor
-
-
-def _access_log(request: Any) -> None:
-    """Write the access-log line of a response that ended without ``finish()`` (aborted,
-    client gone), so it carries the real status and bytes sent like every other line."""
-    factory = getattr(getattr(request, "channel", None), "factory", None)
-    if factory is None:
-        site = getattr(request, "site", None)
-        factory = site
-    log = getattr(factory, "log", None)
-    if log is not None:
-        log(request)
-
-
-def stream_for(request: Any) -> Stream | None:
-    """The :class:`Stream` that :func:`stream` started for ``request``, if any."""
+def stream_for(request: object) -> Stream | None:
+    """The :class:`Stream` that :func:`twisted_stream.stream` started for ``request``, if
+    any."""
     found = getattr(request, _ATTRIBUTE, None)
     return found if isinstance(found, Stream) else None
 
 
-def _charset_of(request: Any) -> str | None:
-    value = request.responseHeaders.getRawHeaders(b"content-type", [None])[-1]
-    if not value:
-        return None
-    for param in value.split(b";")[1:]:
-        name, _, found = param.strip().partition(b"=")
-        if name.strip().lower() == b"charset" and found:
-            return str(found.strip().strip(b'"').decode("ascii", "replace"))
-    return None
-
-
-def _declared_length(request: Any) -> int | None:
+def declared_length(request: StreamRequest) -> int | None:
+    """The response's ``Content-Length`` as a number (None when unset); raises
+    ``ValueError`` for a value that is not a non-negative number."""
     value = request.responseHeaders.getRawHeaders(b"content-length", [None])[-1]
     if value is None:
         return None

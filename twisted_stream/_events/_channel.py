@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections import deque
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 
-from .._engine._source import EOF, ReadResult, Ready
-from .._errors import StreamError
+from .._backends._memory import MemoryBackend
+from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
+from .._errors import SubscriberOverflow
 from .._sources._heartbeat import HEARTBEAT
-from ._event_stream import Event
+from .._types import Clock
+from ._sse import Event
 
 Overflow = Literal["disconnect", "drop-oldest"]
 
 
 class _Abortable(Protocol):
     def abort(self, reason: str = ...) -> None: ...
-
-
-class SubscriberOverflow(StreamError):
-    """A subscriber's queue overflowed with ``overflow="disconnect"``."""
 
 
 class _State(enum.Enum):
@@ -66,8 +63,6 @@ class Channel:
         overflow: Overflow = "disconnect",
         gap_event: str = "gap",
     ) -> None:
-        if history < 0:
-            raise ValueError(f"history must not be negative, not {history}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, not {queue_size}")
         if overflow not in ("disconnect", "drop-oldest"):
@@ -76,9 +71,8 @@ class Channel:
         self.queue_size = queue_size
         self.overflow: Overflow = overflow
         self.gap_event = gap_event
-        self._history: deque[Event] = deque(maxlen=history)
+        self._backend: MemoryBackend[Event] = MemoryBackend(history)
         self._subscribers: dict[Subscription, None] = {}
-        self._next_id = 1
         self._closed = False
 
     @property
@@ -89,7 +83,7 @@ class Channel:
     @property
     def history(self) -> list[Event]:
         """The events kept for resumes, oldest first."""
-        return list(self._history)
+        return self._backend.history()
 
     def publish(self, item: str | Event, *, event: str | None = None) -> Event:
         """Send ``item`` to every subscriber; return the :class:`Event` sent.
@@ -100,19 +94,16 @@ class Channel:
         if self._closed:
             raise RuntimeError("publish on a closed Channel")
         if isinstance(item, str):
-            sent = Event(item, event=event, id=str(self._next_id))
-            self._next_id += 1
+            sent = Event(item, event=event, id=self._backend.next_id())
         elif isinstance(item, Event):
             if event is not None:
                 raise TypeError("event= is for str items; set it on the Event")
             sent = item
             if item.id is None:
-                sent = dataclasses.replace(item, id=str(self._next_id))
-                self._next_id += 1
+                sent = dataclasses.replace(item, id=self._backend.next_id())
         else:
             raise TypeError(f"publish takes a str or an Event, not {type(item).__qualname__}")
-        if self._history.maxlen:
-            self._history.append(sent)
+        self._backend.keep(sent)
         for subscriber in list(self._subscribers):
             subscriber._push(sent)
         return sent
@@ -127,9 +118,9 @@ class Channel:
             subscription._state = _State.ENDED
             return subscription
         if last_event_id is None and replay > 0:
-            subscription._queue = list(self._history)[-min(replay, self.queue_size) :]
+            subscription._queue = self._backend.last(min(replay, self.queue_size))
         elif last_event_id is not None:
-            missed, known = self._since(last_event_id)
+            missed, known = self._backend.after(lambda event: event.id == last_event_id)
             excess = len(missed) - self.queue_size
             if excess > 0:
                 missed = missed[excess:]
@@ -140,14 +131,6 @@ class Channel:
             subscription._queue = missed
         self._subscribers[subscription] = None
         return subscription
-
-    def _since(self, last_event_id: str) -> tuple[list[Event], bool]:
-        """The events after ``last_event_id`` and whether it was found in the history."""
-        history = self._history
-        for back, event in enumerate(reversed(history)):
-            if event.id == last_event_id:
-                return list(history)[len(history) - back :], True
-        return list(history), False
 
     def close(self) -> None:
         """End every subscription (each stream finishes once its queue is sent) and refuse
@@ -189,7 +172,7 @@ class Subscription:
         self._gap = 0
         """Events lost before the queue's head: -1 when unknown, 0 for none."""
         self._state = _State.OPEN
-        self._clock: Any = None
+        self._clock: Clock | None = None
         self._interval = 0.0
         self._last = 0.0
         self._timer: IDelayedCall | None = None
@@ -208,7 +191,7 @@ class Subscription:
         """Events waiting to be read."""
         return len(self._queue)
 
-    def heartbeat(self, interval: float, clock: Any) -> None:
+    def heartbeat(self, interval: float, clock: Clock) -> None:
         """Send :data:`~._heartbeat.HEARTBEAT` after every ``interval`` seconds in which
         nothing was sent, measured on ``clock`` (an ``IReactorTime``)."""
         if not interval > 0:
@@ -258,7 +241,7 @@ class Subscription:
         if waiter is not None:
             waiter.callback(EOF)
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         queue = self._queue
         gap = self._gap
         if gap:
@@ -293,6 +276,7 @@ class Subscription:
 
     def _arm(self) -> None:
         clock = self._clock
+        assert clock is not None
         delay = self._last + self._interval - clock.seconds()
         self._timer = clock.callLater(delay if delay > 0 else 0, self._beat)
 
@@ -301,9 +285,10 @@ class Subscription:
         # reset per event): when it fires early it is armed again for the rest.
         self._timer = None
         waiter = self._waiter
-        if waiter is None:
+        clock = self._clock
+        if waiter is None or clock is None:
             return  # not waiting: the stream is writing, paused, or over
-        now = self._clock.seconds()
+        now = clock.seconds()
         if now - self._last < self._interval:
             self._arm()
             return

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import AsyncGeneratorType, GeneratorType, ModuleType
 from typing import Any
 
-from .._engine._stream import stream
+from .._sources._stream import stream
+from .._types import Reactor, StreamRequest
 
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 
@@ -29,7 +30,7 @@ def _jinja2() -> ModuleType:
 
 
 def stream_template(
-    request: Any,
+    request: StreamRequest,
     template: Any,
     context: Mapping[str, Any] | None = None,
     *,
@@ -37,7 +38,7 @@ def stream_template(
     buffer: int = 5,
     threaded: bool = False,
     content_type: str | None = None,
-    reactor: Any = None,
+    reactor: Reactor | None = None,
     **settings: Any,
 ) -> int:
     """Render a Jinja2 template into ``request`` as a stream; returns ``NOT_DONE_YET``.

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
-from .._engine._stream import _reactor, stream_source
 from .._settings import settings_for
-from .._sources._adapt import adapt
+from .._sources._adapt import adapt_for
+from .._sources._stream import default_reactor, stream_source
+from .._types import Reactor, StreamRequest
 
 CONTENT_TYPE = b"application/x-ndjson"
 
@@ -42,12 +44,12 @@ def ndjson_converter(dumps: Dumps | None = None) -> Callable[[object], bytes]:
 
 
 def stream_ndjson(
-    request: Any,
+    request: StreamRequest,
     source: object,
     *,
     dumps: Dumps | None = None,
     threaded: bool = False,
-    reactor: Any = None,
+    reactor: Reactor | None = None,
     **settings: Any,
 ) -> int:
     """Stream the objects of ``source`` as ``application/x-ndjson``; returns ``NOT_DONE_YET``.
@@ -59,14 +61,14 @@ def stream_ndjson(
     keywords override the site's :class:`~twisted_stream.StreamSettings`.
     """
     merged = settings_for(request).replace(**settings)
-    reactor = _reactor(reactor)
+    reactor = default_reactor(reactor)
     request.setHeader(b"content-type", CONTENT_TYPE)
-    adapted = adapt(
+    adapted = adapt_for(
+        request,
         source,
-        charset="utf-8",
-        threaded=threaded,
+        settings=merged,
         reactor=reactor,
-        thread_pool_size=merged.thread_pool_size,
+        threaded=threaded,
         convert=ndjson_converter(dumps),
     )
     return stream_source(request, adapted, settings=merged, reactor=reactor)
@@ -83,7 +85,7 @@ class NDJSONResource(Resource):
 
     def __init__(
         self,
-        objects: Callable[[Any], object] | None = None,
+        objects: Callable[[Request], object] | None = None,
         *,
         dumps: Dumps | None = None,
         threaded: bool = False,
@@ -95,13 +97,13 @@ class NDJSONResource(Resource):
         self.threaded = threaded
         self.settings = settings
 
-    def objects(self, request: Any) -> object:
+    def objects(self, request: Request) -> object:
         """The source of objects for ``request``."""
         if self._objects is None:
             raise NotImplementedError("give NDJSONResource objects= or override objects()")
         return self._objects(request)
 
-    def render_GET(self, request: Any) -> int:
+    def render_GET(self, request: Request) -> int:
         return stream_ndjson(
             request,
             self.objects(request),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from traceback import extract_tb
 from types import GeneratorType
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
@@ -22,11 +22,13 @@ from twisted.web._flatten import Flattenable, _flattenElement, escapeForContent
 from twisted.web.error import FlattenerError
 from twisted.web.iweb import IRenderable, IRequest
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 from zope.interface import implementer
 
-from .._engine._stream import stream_source
 from .._settings import settings_for
+from .._sources._stream import stream_source
 from .._sources._sync import IteratorSource
+from .._types import Reactor, StreamRequest
 
 HTML_DOCTYPE = b"<!DOCTYPE html>"
 HTML_CONTENT_TYPE = b"text/html; charset=utf-8"
@@ -114,11 +116,11 @@ def _close(stack: list[_Step]) -> None:
 
 
 def stream_element(
-    request: Any,
+    request: StreamRequest,
     element: IRenderable,
     *,
     doctype: bytes | None = HTML_DOCTYPE,
-    reactor: Any = None,
+    reactor: Reactor | None = None,
     **settings: Any,
 ) -> int:
     """Render ``element`` into ``request`` as a stream; returns ``NOT_DONE_YET``.
@@ -139,11 +141,12 @@ def stream_element(
 
 
 def _page(
-    request: Any, element: IRenderable, doctype: bytes | None
+    request: StreamRequest, element: IRenderable, doctype: bytes | None
 ) -> Iterator[bytes | Deferred[None]]:
     if doctype is not None:
         yield doctype + b"\n"
-    yield from flatten_chunks(request, element)
+    # Twisted's own Request provides IRequest; renderers receive the request they are given.
+    yield from flatten_chunks(cast(IRequest, request), element)
 
 
 def _no_conversion(item: object) -> bytes:
@@ -164,7 +167,7 @@ class ElementResource(Resource):
 
     def __init__(
         self,
-        factory: Callable[[Any], IRenderable],
+        factory: Callable[[Request], IRenderable],
         *,
         doctype: bytes | None = HTML_DOCTYPE,
         **settings: Any,
@@ -174,10 +177,10 @@ class ElementResource(Resource):
         self.doctype = doctype
         self.settings = settings
 
-    def render_GET(self, request: Any) -> int:
+    def render_GET(self, request: Request) -> int:
         return stream_element(
             request, self.factory(request), doctype=self.doctype, **self.settings
         )
 
-    def render_HEAD(self, request: Any) -> int:
+    def render_HEAD(self, request: Request) -> int:
         return self.render_GET(request)

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .._errors import MalformedRange
+from .._sources._file import FileRegion, Segment
+
 MAX_RANGES = 100
 """Most range-specs accepted in one header, before coalescing; more means ``200``."""
 
@@ -70,10 +73,6 @@ class Unsatisfiable:
 RangeOutcome = IgnoreRange | Satisfiable | Unsatisfiable
 
 
-class _Malformed(ValueError):
-    """A range-spec does not follow the grammar."""
-
-
 def _number(digits: str) -> int:
     """Parse a run of ASCII digits, saturating absurdly long ones."""
     stripped = digits.lstrip("0")
@@ -85,15 +84,15 @@ def _number(digits: str) -> int:
 def _parse_spec(spec: str, size: int) -> ByteRange | None:
     """Parse one range-spec against ``size``; None when it is unsatisfiable.
 
-    Raises :class:`_Malformed` when it does not follow the grammar.
+    Raises :class:`MalformedRange` when it does not follow the grammar.
     """
     match = _RANGE_SPEC.fullmatch(spec)
     if match is None:
-        raise _Malformed(spec)
+        raise MalformedRange(spec)
     first, last = match.groups()
     if not first:
         if not last:
-            raise _Malformed(spec)
+            raise MalformedRange(spec)
         suffix = _number(last)
         if suffix == 0:
             return None
@@ -103,7 +102,7 @@ def _parse_spec(spec: str, size: int) -> ByteRange | None:
     if last:
         end = _number(last)
         if end < start:
-            raise _Malformed(spec)
+            raise MalformedRange(spec)
         end = min(end, size - 1)
     else:
         end = size - 1
@@ -148,7 +147,7 @@ def parse_range(value: str | None, size: int) -> RangeOutcome:
         return IgnoreRange("too many ranges")
     try:
         parsed = [_parse_spec(spec, size) for spec in specs]
-    except _Malformed:
+    except MalformedRange:
         return IgnoreRange("malformed Range header")
     satisfiable = [r for r in parsed if r is not None]
     if not satisfiable:
@@ -168,17 +167,6 @@ def content_range(byte_range: ByteRange, size: int) -> str:
 def unsatisfied_content_range(size: int) -> str:
     """The ``Content-Range`` value of a ``416`` answer."""
     return f"bytes */{size}"
-
-
-class FileRegion(NamedTuple):
-    """``length`` bytes of the file from ``offset`` in a body layout."""
-
-    offset: int
-    length: int
-
-
-Segment = bytes | FileRegion
-"""One piece of a body layout: literal bytes, or a region of the file."""
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from .._engine._outcome import Outcome, StreamResult
-
-if TYPE_CHECKING:
-    from .._engine._stream import Stream
+from .._engine._stream import Stream
 
 TTFB_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, float("inf"))
 """Upper bounds (seconds) of the time-to-first-byte histogram."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 
 from .._engine._chunks import chunk_converter
 from .._engine._source import Source
+from .._settings import StreamSettings
+from .._types import Reactor, StreamRequest
 from ._async import AsyncIteratorSource
-from ._pool import thread_pool
+from ._file import file_source
+from ._pool import StreamThreadPool, pool_for
 from ._sync import IteratorSource
 from ._threaded import ThreadedSource
 
@@ -20,8 +22,8 @@ def adapt(
     *,
     charset: str,
     threaded: bool,
-    reactor: Any,
-    thread_pool_size: int,
+    reactor: Reactor,
+    pool: Callable[[], StreamThreadPool],
     convert: Callable[[object], bytes] | None = None,
 ) -> Source:
     """Wrap ``source`` in the adapter for its kind.
@@ -30,16 +32,18 @@ def adapt(
       (a ``str`` is text, never a path);
     - a ``pathlib.Path``, ``FilePath`` or binary file object: the file adapter;
     - an async iterable: the async adapter (``threaded=True`` is refused for it);
-    - any other iterable: the sync adapter, or the threaded one with ``threaded=True``.
+    - any other iterable: the sync adapter, or with ``threaded=True`` the threaded one,
+      running on the pool ``pool()`` returns.
 
     ``convert`` turns each item into bytes (default: bytes-like and ``str`` in ``charset``);
-    event streams and NDJSON pass their own serialiser.
+    event streams and NDJSON pass their own serialiser. Raises ``TypeError`` for anything
+    that is not a source.
     """
     if convert is None:
         convert = chunk_converter(charset)
     if isinstance(source, (bytes, bytearray, memoryview, str, Deferred)):
         return IteratorSource([source], convert)
-    file = _file_source(source)
+    file = file_source(source)
     if file is not None:
         return file
     if isinstance(source, AsyncIterable):
@@ -48,7 +52,7 @@ def adapt(
         return AsyncIteratorSource(source, convert)
     if isinstance(source, Iterable):
         if threaded:
-            return ThreadedSource(source, convert, thread_pool(reactor, thread_pool_size), reactor)
+            return ThreadedSource(source, convert, pool(), reactor)
         return IteratorSource(source, convert)
     raise TypeError(
         f"cannot stream a {type(source).__module__}.{type(source).__qualname__}: expected an "
@@ -56,7 +60,23 @@ def adapt(
     )
 
 
-def _file_source(source: object) -> Source | None:
-    from ._file import file_source
-
-    return file_source(source)
+def adapt_for(
+    request: StreamRequest,
+    source: object,
+    *,
+    settings: StreamSettings,
+    reactor: Reactor,
+    charset: str = "utf-8",
+    threaded: bool = False,
+    convert: Callable[[object], bytes] | None = None,
+) -> Source:
+    """:func:`adapt` for a source streamed into ``request``: a threaded source runs on the
+    pool of ``request``'s site (see :func:`~._pool.pool_for`)."""
+    return adapt(
+        source,
+        charset=charset,
+        threaded=threaded,
+        reactor=reactor,
+        pool=lambda: pool_for(request, reactor, settings.thread_pool_size),
+        convert=convert,
+    )

@@ -8,21 +8,17 @@ it. Cancelling that Deferred cancels whatever the generator awaits, so its ``fin
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from .._engine._source import EOF, ReadResult, Ready, relay
+from .._engine._source import EOF, ReadResult, Ready, SliceDeadline, relay
+from ._gather import Gatherer
 
 _StepResult = tuple[bool, object]
 """(completed, value): completed=True with the awaitable's result, else what it yielded."""
-
-
-class _EndOfIteration(Exception):
-    """StopAsyncIteration, carried through a Deferred."""
 
 
 def _start(aw: Awaitable[object]) -> Generator[Any, Any, object]:
@@ -90,22 +86,20 @@ class AsyncIteratorSource:
         """A suspended ``__anext__`` not yet handed to the engine (bytes came first)."""
         self._waiting_on: Deferred[object] | None = None
         """The suspended ``__anext__`` the engine is waiting on."""
-        self._exhausted = False
-        self._error: Failure | None = None
+        self._gather = Gatherer()
         self._closed = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         if self._pending is not None:
             return self._wait()
-        if self._error is not None:
-            self._error.raiseException()
-        if self._exhausted:
+        gather = self._gather
+        if gather.begin():
             return EOF
         parts: list[bytes] = []
         size = 0
         anext_ = self._it.__anext__
         convert = self._convert
-        monotonic = time.monotonic
+        at, monotonic = deadline
         while True:
             try:
                 step = _start(anext_())
@@ -114,32 +108,25 @@ class AsyncIteratorSource:
                 try:
                     chunk = convert(e.value)
                 except BaseException:
-                    if not parts:
-                        raise
-                    self._error = Failure()
+                    gather.fail(parts)
                     break
                 parts.append(chunk)
                 size += len(chunk)
-                if size >= limit or monotonic() >= deadline:
+                if size >= limit or monotonic() >= at:
                     break
                 continue
             except StopAsyncIteration:
-                self._exhausted = True
-                if not parts:
-                    return EOF
+                gather.exhausted = True
                 break
             except BaseException:
-                if not parts:
-                    raise
-                # Hand over what was produced before the failure; raised on the next read.
-                self._error = Failure()
+                gather.fail(parts)
                 break
             # The generator suspended: hand over what we have, then wait for it.
             self._pending = _drive(step, yielded)
             if parts:
                 break
             return self._wait()
-        return b"".join(parts)
+        return gather.end(parts)
 
     def _wait(self) -> Deferred[Ready]:
         pending, self._pending = self._pending, None
@@ -151,7 +138,7 @@ class AsyncIteratorSource:
     def _end_of_iteration(self, reason: Failure) -> object:
         """``StopAsyncIteration`` from a suspended ``__anext__`` is the end, not a failure."""
         if reason.check(StopAsyncIteration):
-            self._exhausted = True
+            self._gather.exhausted = True
             return EOF
         return reason
 

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.web.http import NO_BODY_CODES
-from twisted.web.server import _GzipEncoder
+from twisted.web.http_headers import Headers
 
-from .._engine._source import EOF, Heartbeat, ReadResult, Ready, Source, relay
+from .._engine._source import EOF, Heartbeat, ReadResult, Ready, SliceDeadline, Source, relay
 from .._errors import ContentLengthError
+from .._http._twisted import default_content_type, drop_gzip_encoder, headers_sent, in_fake_head
 from .._settings import StreamSettings
+from .._types import StreamRequest
 
 COMPRESS_LEVEL = 6
 """zlib level: most of level 9's ratio for a fraction of its CPU (zlib's own default)."""
@@ -83,7 +86,7 @@ def is_compressible(content_type: bytes | str | None) -> bool:
 _QVALUE = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)\Z")
 
 
-def accepts_gzip(accept_encoding: list[bytes] | None) -> bool:
+def accepts_gzip(accept_encoding: Sequence[bytes] | None) -> bool:
     """Whether the ``Accept-Encoding`` field values accept gzip.
 
     ``gzip`` (or its alias ``x-gzip``) with a q-value above 0, or ``*`` above 0 when gzip is
@@ -140,7 +143,7 @@ class GzipSource:
         self._produced = 0
         self._ended = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         if self._ended:
             return EOF
         result = self._source.read(limit, deadline)
@@ -173,7 +176,7 @@ class GzipSource:
         return self._source.close()
 
 
-def maybe_compress(request: Any, source: Source, settings: StreamSettings) -> Source:
+def maybe_compress(request: StreamRequest, source: Source, settings: StreamSettings) -> Source:
     """Return ``source``, wrapped in a flushing gzip encoder when the response is gzipped.
 
     The response is gzipped when ``settings.compress`` is on (or Twisted's gzip encoder was
@@ -189,7 +192,7 @@ def maybe_compress(request: Any, source: Source, settings: StreamSettings) -> So
     the response must not be gzipped (range, no body, already encoded or gzip refused),
     replaced by the flushing encoder, whatever the content type and ``settings.compress``.
     """
-    if getattr(request, "startedWriting", False):
+    if headers_sent(request):
         return source  # the headers are out: too late to choose an encoding
     headers = request.responseHeaders
     twisted_gzip = _drop_twisted_gzip(request)
@@ -197,7 +200,7 @@ def maybe_compress(request: Any, source: Source, settings: StreamSettings) -> So
         return source
     content_type = headers.getRawHeaders(b"content-type", [None])[-1]
     if content_type is None:
-        content_type = getattr(request, "defaultContentType", None)
+        content_type = default_content_type(request)
     if not (twisted_gzip or is_compressible(content_type)):
         return source
     if _encoded(headers):
@@ -205,11 +208,7 @@ def maybe_compress(request: Any, source: Source, settings: StreamSettings) -> So
     _add_vary(headers)
     if request.code == 206 or headers.hasHeader(b"content-range"):
         return source
-    if (
-        request.method == b"HEAD"
-        or getattr(request, "_inFakeHead", False)
-        or request.code in NO_BODY_CODES
-    ):
+    if request.method == b"HEAD" or in_fake_head(request) or request.code in NO_BODY_CODES:
         return source
     if not accepts_gzip(request.requestHeaders.getRawHeaders(b"accept-encoding")):
         return source
@@ -226,12 +225,11 @@ def maybe_compress(request: Any, source: Source, settings: StreamSettings) -> So
     return GzipSource(source, declared=declared)
 
 
-def _drop_twisted_gzip(request: Any) -> bool:
+def _drop_twisted_gzip(request: StreamRequest) -> bool:
     """Remove Twisted's non-flushing gzip encoder and the ``gzip`` it appended to
     ``Content-Encoding``; True if there was one."""
-    if not isinstance(getattr(request, "_encoder", None), _GzipEncoder):
+    if not drop_gzip_encoder(request):
         return False
-    request._encoder = None
     headers = request.responseHeaders
     codings = _codings(headers)
     if codings and codings[-1] == "gzip":
@@ -243,19 +241,19 @@ def _drop_twisted_gzip(request: Any) -> bool:
     return True
 
 
-def _codings(headers: Any) -> list[str]:
+def _codings(headers: Headers) -> list[str]:
     values = headers.getRawHeaders(b"content-encoding", [])
     joined = b",".join(values).decode("latin-1")
     return [c.strip().lower() for c in joined.split(",") if c.strip()]
 
 
-def _encoded(headers: Any) -> bool:
+def _encoded(headers: Headers) -> bool:
     return any(c != "identity" for c in _codings(headers))
 
 
-def _add_vary(headers: Any) -> None:
+def _add_vary(headers: Headers) -> None:
     """Add ``Accept-Encoding`` to ``Vary``, keeping what is there (``*`` covers it)."""
-    values: list[bytes] = headers.getRawHeaders(b"vary", [])
+    values: Sequence[bytes] = headers.getRawHeaders(b"vary", [])
     names = {v.strip().lower() for value in values for v in value.split(b",")}
     if b"accept-encoding" in names or b"*" in names:
         return
@@ -263,7 +261,7 @@ def _add_vary(headers: Any) -> None:
     headers.setRawHeaders(b"vary", [b", ".join([*kept, b"Accept-Encoding"])])
 
 
-def _content_length(headers: Any) -> int | None:
+def _content_length(headers: Headers) -> int | None:
     value = headers.getRawHeaders(b"content-length", [None])[-1]
     if value is None:
         return None

@@ -17,19 +17,26 @@ import io
 import os
 import pathlib
 import stat
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from twisted.python.filepath import FilePath
 
-from .._engine._source import EOF, ReadResult, Source
-from .._files._ranges import FileRegion, Segment
+from .._engine._source import ReadResult, SliceDeadline, Source
+from .._errors import FileTruncated
+from ._gather import Gatherer
 
 
-class FileTruncated(OSError):
-    """The file ended before the bytes the response promised (it shrank while served)."""
+class FileRegion(NamedTuple):
+    """``length`` bytes of the file from ``offset`` in a body layout."""
+
+    offset: int
+    length: int
+
+
+Segment = bytes | FileRegion
+"""One piece of a body layout: literal bytes, or a region of the file."""
 
 
 @dataclass(frozen=True)
@@ -60,22 +67,19 @@ class FileSource:
         """Bytes of the current piece already returned."""
         self._position: int | None = None
         """Where the file is positioned, when we know it."""
-        self._failure: FileTruncated | None = None
-        """A truncation found while bytes were gathered: raised by the next read."""
+        self._gather = Gatherer()
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         """Up to about ``limit`` bytes of the layout, or :data:`EOF` once it is all read."""
-        if self._failure is not None:
-            raise self._failure
+        gather = self._gather
+        gather.begin()
         parts: list[bytes] = []
         size = 0
         while size < limit and self._index < len(self._pieces):
             try:
                 data = self._next_piece(limit - size)
-            except FileTruncated as failure:
-                if not parts:
-                    raise
-                self._failure = failure  # hand over what was read first
+            except FileTruncated:
+                gather.fail(parts)  # hand over what was read first
                 break
             if data is None:
                 self._index += 1
@@ -83,11 +87,9 @@ class FileSource:
                 continue
             parts.append(data)
             size += len(data)
-            if time.monotonic() >= deadline:
+            if deadline.passed():
                 break
-        if not parts:
-            return EOF
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return gather.end(parts)
 
     def _next_piece(self, want: int) -> bytes | None:
         """Some bytes of the current piece, or None when it is used up."""
@@ -158,7 +160,7 @@ class PathSource:
         self._source: FileSource | None = None
         self._closed = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         """Open the file if needed, then read from it."""
         if self._source is None:
             if self._closed:

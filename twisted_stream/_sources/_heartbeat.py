@@ -15,13 +15,12 @@ been silent long enough is armed again for the rest.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from .._engine._source import EOF, Heartbeat, ReadResult, Ready, Source
+from .._engine._source import EOF, Heartbeat, ReadResult, Ready, SliceDeadline, Source
+from .._types import Clock
 
 HEARTBEAT = Heartbeat(b":\n\n")
 """The comment sent when the stream is silent: ignored by EventSource and other parsers. Its
@@ -49,7 +48,7 @@ class HeartbeatSource:
     )
 
     def __init__(
-        self, inner: Source, interval: float, clock: Any, comment: Heartbeat = HEARTBEAT
+        self, inner: Source, interval: float, clock: Clock, comment: Heartbeat = HEARTBEAT
     ) -> None:
         if not interval > 0:
             raise ValueError(f"heartbeat interval must be positive, not {interval}")
@@ -68,7 +67,7 @@ class HeartbeatSource:
         """The Deferred the engine is waiting on."""
         self._closed = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         held = self._held
         if held is not None:
             self._held = None

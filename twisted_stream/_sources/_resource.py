@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from .._engine._stream import stream
+from ._stream import stream
 
 
 @implementer(IResource)
@@ -25,7 +23,7 @@ class StreamingResource(Resource):
     threaded: bool = False
     """Run a returned blocking sync iterable in the thread pool."""
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: Request) -> bytes | int:
         result = super().render(request)  # type: ignore[no-untyped-call]
         if result is NOT_DONE_YET or isinstance(result, bytes):
             return result

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
-from .._engine._source import EOF, ReadResult, Ready, relay
+from .._engine._source import EOF, ReadResult, Ready, SliceDeadline, relay
+from ._gather import Gatherer
 
 
 class IteratorSource:
@@ -22,25 +21,23 @@ class IteratorSource:
     def __init__(self, iterable: Iterable[object], convert: Callable[[object], bytes]) -> None:
         self._it: Iterator[object] = iter(iterable)
         self._convert = convert
+        self._gather = Gatherer()
         self._waiting_on: Deferred[object] | None = None
         self._next_deferred: Deferred[object] | None = None
-        self._exhausted = False
-        self._error: Failure | None = None
         self._closed = False
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         if self._next_deferred is not None:
             d, self._next_deferred = self._next_deferred, None
             return self._wait(d)
-        if self._error is not None:
-            self._error.raiseException()
-        if self._exhausted:
+        gather = self._gather
+        if gather.begin():
             return EOF
         parts: list[bytes] = []
         size = 0
         nxt = self._it.__next__
         convert = self._convert
-        monotonic = time.monotonic
+        at, monotonic = deadline
         try:
             while True:
                 item = nxt()
@@ -55,20 +52,13 @@ class IteratorSource:
                     chunk = convert(item)
                 parts.append(chunk)
                 size += len(chunk)
-                if size >= limit or monotonic() >= deadline:
+                if size >= limit or monotonic() >= at:
                     break
         except StopIteration:
-            self._exhausted = True
-            if not parts:
-                return EOF
+            gather.exhausted = True
         except BaseException:
-            if not parts:
-                raise
-            # Hand over what was produced before the failure; it is raised on the next read.
-            self._error = Failure()
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+            gather.fail(parts)
+        return gather.end(parts)
 
     def _wait(self, d: Deferred[object]) -> Deferred[Ready]:
         self._waiting_on = d

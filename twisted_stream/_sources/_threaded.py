@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
-from .._engine._source import EOF, ReadResult, Ready
+from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
+from .._types import Reactor
+from ._pool import StreamThreadPool
 
 
 class ThreadedSource:
@@ -28,8 +28,8 @@ class ThreadedSource:
         self,
         iterable: Iterable[object],
         convert: Callable[[object], bytes],
-        pool: ThreadPool,
-        reactor: Any,
+        pool: StreamThreadPool,
+        reactor: Reactor,
     ) -> None:
         self._iterable = iterable
         self._iterator: Iterator[object] | None = None
@@ -52,7 +52,7 @@ class ThreadedSource:
 
     # Reactor thread.
 
-    def read(self, limit: int, deadline: float) -> ReadResult:
+    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         with self._lock:
             self._limit = limit
             data = self._take()
@@ -65,7 +65,7 @@ class ThreadedSource:
             if data is None and failure is None and not done:
                 waiter = self._waiter = Deferred(self._cancel_wait)
         if start:
-            self._pool.callInThread(self._work)
+            self._pool.run(self._reactor, self._work)
         if data is not None:
             return data
         if failure is not None:
@@ -118,7 +118,7 @@ class ThreadedSource:
             waiter.addErrback(lambda _: None)
             waiter.cancel()
         if not running:
-            self._pool.callInThread(self._close_here)
+            self._pool.run(self._reactor, self._close_here)
         return self._closed
 
     # Worker threads.
