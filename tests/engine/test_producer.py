@@ -558,3 +558,32 @@ def test_stall_timeout_counts_from_the_latest_pause() -> None:
     assert handle.outcome is None, "only 9.5 s into this pause"
     h.clock.advance(0.5)
     assert result_of(handle).outcome is Outcome.STALLED
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_end_while_waiting_is_a_clean_finish(paused: bool) -> None:
+    """Stream.end() while the source waits on a Deferred (paused or not) finishes the
+    response cleanly: state FINISHED beside outcome COMPLETED, the chunked terminator sent,
+    the pending Deferred cancelled and the generator closed."""
+    pending: Deferred[bytes] = Deferred()
+    cancelled: list[bool] = []
+    pending.addErrback(lambda f: cancelled.append(True))
+    events: list[str] = []
+
+    def gen() -> Iterator[object]:
+        try:
+            yield b"first"
+            yield pending
+        finally:
+            events.append("finally")
+
+    h = Harness(gen)
+    handle = h.get()
+    if paused:
+        h.producer.pauseProducing()
+    assert handle.state is (State.WAITING_PAUSED if paused else State.WAITING)
+    handle.end()
+    assert handle.state is State.FINISHED
+    assert result_of(handle).outcome is Outcome.COMPLETED
+    assert h.body() == b"5\r\nfirst\r\n0\r\n\r\n"
+    assert cancelled == [True] and events == ["finally"]

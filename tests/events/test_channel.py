@@ -28,7 +28,8 @@ from twisted_stream._sources._heartbeat import HEARTBEAT
 
 from ..rawclient import connect, get
 from ..waiting import until, within
-from .test_event_stream import body_of, parse_sse
+from .test_event_stream import body_of
+from .test_sse import parse_sse
 
 PAST = SliceDeadline(0.0, time.monotonic)
 """A slice deadline already passed (these sources hand over what they have at once)."""

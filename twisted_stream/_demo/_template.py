@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.web.iweb import IRenderable
 from twisted.web.resource import IResource
@@ -65,7 +65,9 @@ class TablePage(Element):
 
     loader = PAGE
 
-    def __init__(self, rows: int = ROWS, delay: float = DELAY, reactor: Any = None) -> None:
+    def __init__(
+        self, rows: int = ROWS, delay: float = DELAY, reactor: IReactorTime | None = None
+    ) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -80,12 +82,12 @@ class TablePage(Element):
         return f"{time.monotonic() - self.started:.2f}"
 
     @renderer
-    def padding(self, request: Any, tag: Tag) -> Comment:
+    def padding(self, request: object, tag: Tag) -> Comment:
         """Browsers hold back the first kilobyte or so before they render anything."""
         return Comment(" " * 2048)
 
     @renderer
-    def rows(self, request: Any, tag: Tag) -> Iterator[Deferred[Tag]]:
+    def rows(self, request: object, tag: Tag) -> Iterator[Deferred[Tag]]:
         """One Deferred per row, created only when the flattener gets to it."""
         for n in range(1, self.count + 1):
             row = tag.clone()
@@ -98,11 +100,11 @@ class TablePage(Element):
             )
 
     @renderer
-    def done(self, request: Any, tag: Tag) -> Tag:
+    def done(self, request: object, tag: Tag) -> Tag:
         return tag.fillSlots(rows=str(self.count), elapsed=self._elapsed())
 
     @renderer
-    def intro(self, request: Any, tag: Tag) -> Tag:
+    def intro(self, request: object, tag: Tag) -> Tag:
         return tag.fillSlots(rows=str(self.count), delay=f"{self.delay:g}")
 
 

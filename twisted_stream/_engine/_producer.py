@@ -33,7 +33,7 @@ from .._http._twisted import (
 from .._settings import StreamSettings
 from .._types import Clock, Monotonic, StreamRequest
 from ._outcome import Outcome
-from ._source import EOF, Heartbeat, Ready, SliceDeadline, Source
+from ._source import EOF, Heartbeat, Ready, SliceDeadline, Source, close_source
 from ._state import TERMINAL, Signal, State, transition
 
 _log = Logger(namespace="twisted_stream")
@@ -357,11 +357,10 @@ class StreamProducer:
             request_line=request_line(request),
             bytes_sent=self.bytes_sent,
         )
+        self._unregister()
         if started:
-            self._unregister()
             self._force_abort = abort_connection(request, self._clock, flush=True)
         else:
-            self._unregister()
             send_error_page(request, reason)
         self._on_end(Outcome.SOURCE_FAILED, reason)
 
@@ -414,24 +413,4 @@ class StreamProducer:
             self.request.unregisterProducer()
 
     def _close_source(self) -> None:
-        try:
-            closing = self._source.close()
-        except BaseException:
-            _log.failure(
-                "{request_line}: closing the stream source failed",
-                request_line=request_line(self.request),
-            )
-            self.source_closed.callback(None)
-            return
-        if closing is None:
-            self.source_closed.callback(None)
-            return
-
-        def closed_badly(reason: Failure) -> None:
-            _log.failure(
-                "{request_line}: closing the stream source failed",
-                failure=reason,
-                request_line=request_line(self.request),
-            )
-
-        closing.addErrback(closed_badly).chainDeferred(self.source_closed)
+        close_source(self._source, request_line(self.request)).chainDeferred(self.source_closed)

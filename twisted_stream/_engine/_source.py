@@ -13,12 +13,14 @@ import enum
 from collections.abc import Callable
 from typing import NamedTuple, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .._types import Monotonic
 
 _T = TypeVar("_T")
+_log = Logger(namespace="twisted_stream")
 
 
 class _EOF(enum.Enum):
@@ -112,3 +114,24 @@ def relay(inner: Deferred[_T], transform: Callable[[_T], Ready]) -> Deferred[Rea
 
     inner.addCallbacks(ready, failed)
     return out
+
+
+def close_source(source: Source, request_line: str) -> Deferred[None]:
+    """Close ``source`` (:meth:`Source.close`); a Deferred firing once it is released. It
+    never fails: a failure to close is logged with ``request_line``."""
+    try:
+        closing = source.close()
+    except BaseException:
+        _log.failure("{request_line}: closing the stream source failed", request_line=request_line)
+        return succeed(None)
+    if closing is None:
+        return succeed(None)
+
+    def closed_badly(reason: Failure) -> None:
+        _log.failure(
+            "{request_line}: closing the stream source failed",
+            failure=reason,
+            request_line=request_line,
+        )
+
+    return closing.addErrback(closed_badly)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 from zope.interface import implementer
 
 
@@ -32,7 +32,8 @@ class Mounts(Resource):
         found.sort(key=lambda item: -len(item[0]))
         self.mounts = tuple(found)
 
-    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        assert request.prepath is not None and request.postpath is not None  # set by Site
         remaining = [name, *request.postpath]
         for segments, resource in self.mounts:
             if tuple(remaining[: len(segments)]) == segments:
@@ -48,5 +49,6 @@ class Mounts(Resource):
         child: IResource = self.root.getChildWithDefault(name, request)
         return child
 
-    def render(self, request: Any) -> Any:
-        return self.root.render(request)
+    def render(self, request: Request) -> bytes | int:
+        rendered: bytes | int = self.root.render(request)
+        return rendered

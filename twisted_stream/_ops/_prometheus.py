@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 from .._engine._outcome import Outcome
 from ._metrics import TTFB_BUCKETS
@@ -245,7 +246,7 @@ class MetricsResource(Resource):
         self._client = _client() if use_client else None
         self._registries: dict[int, tuple[StreamSite, Any]] = {}
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Request) -> bytes:
         site = self.site if self.site is not None else getattr(request, "site", None)
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-content-type-options", b"nosniff")

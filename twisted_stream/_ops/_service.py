@@ -12,6 +12,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
+from twisted.web.server import Request
 
 from .._settings import StreamSettings
 from ._checks import one_line
@@ -77,11 +78,12 @@ class StreamWebSite(StreamSite):
 
         DeferredList(streams).addCallback(ended)
 
-    def getResourceFor(self, request: Any) -> Any:
+    def getResourceFor(self, request: Request) -> IResource:
         # Added before the resource renders, so one that sets the same header replaces it.
         for name, value in self.extra_headers:
             request.responseHeaders.addRawHeader(name, value)
-        return super().getResourceFor(request)  # type: ignore[no-untyped-call]
+        found: IResource = super().getResourceFor(request)  # type: ignore[no-untyped-call]
+        return found
 
 
 class StreamWebService(MultiService):
