@@ -218,22 +218,30 @@ def test_notify_finish_errback_alone_ends_the_stream() -> None:
     assert not h.clock.getDelayedCalls(), "no slice is left scheduled"
 
 
-def test_stop_during_pending_deferred_cancels_it_and_closes() -> None:
-    """A disconnect while the source waits on a Deferred cancels it and closes the generator."""
-    pending: Deferred[bytes] = Deferred()
-    cancelled: list[bool] = []
-    pending.addErrback(lambda f: cancelled.append(True))
-    events: list[str] = []
+class WaitingAfterFirst:
+    """A generator giving ``b"first"``, then waiting on :attr:`pending` (then ``b"never"``);
+    records whether the Deferred was cancelled and whether the generator's finally ran."""
 
-    def gen() -> Iterator[object]:
+    def __init__(self) -> None:
+        self.pending: Deferred[bytes] = Deferred()
+        self.cancelled: list[bool] = []
+        self.pending.addErrback(lambda f: self.cancelled.append(True))
+        self.events: list[str] = []
+
+    def __call__(self) -> Iterator[object]:
         try:
             yield b"first"
-            yield pending
+            yield self.pending
             yield b"never"
         finally:
-            events.append("finally")
+            self.events.append("finally")
 
-    h = Harness(gen)
+
+def test_stop_during_pending_deferred_cancels_it_and_closes() -> None:
+    """A disconnect while the source waits on a Deferred cancels it and closes the generator."""
+    source = WaitingAfterFirst()
+    cancelled, events = source.cancelled, source.events
+    h = Harness(source)
     handle = h.get()
     assert h.body() == b"5\r\nfirst\r\n"
     assert handle.state is State.WAITING
@@ -565,19 +573,8 @@ def test_end_while_waiting_is_a_clean_finish(paused: bool) -> None:
     """Stream.end() while the source waits on a Deferred (paused or not) finishes the
     response cleanly: state FINISHED beside outcome COMPLETED, the chunked terminator sent,
     the pending Deferred cancelled and the generator closed."""
-    pending: Deferred[bytes] = Deferred()
-    cancelled: list[bool] = []
-    pending.addErrback(lambda f: cancelled.append(True))
-    events: list[str] = []
-
-    def gen() -> Iterator[object]:
-        try:
-            yield b"first"
-            yield pending
-        finally:
-            events.append("finally")
-
-    h = Harness(gen)
+    source = WaitingAfterFirst()
+    h = Harness(source)
     handle = h.get()
     if paused:
         h.producer.pauseProducing()
@@ -586,4 +583,4 @@ def test_end_while_waiting_is_a_clean_finish(paused: bool) -> None:
     assert handle.state is State.FINISHED
     assert result_of(handle).outcome is Outcome.COMPLETED
     assert h.body() == b"5\r\nfirst\r\n0\r\n\r\n"
-    assert cancelled == [True] and events == ["finally"]
+    assert source.cancelled == [True] and source.events == ["finally"]
