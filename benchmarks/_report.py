@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from benchmarks._proc import Usage
 from benchmarks._server import REPO
 from benchmarks._targets import TARGETS, versions
-from benchmarks._workloads import Metric, Workload
+from benchmarks._workloads import OTHER_LOAD, Metric, Workload
 
 
 def say(*parts: object) -> None:
@@ -76,7 +76,7 @@ def trial_line(round_no: int, target: str, values: dict[str, float], usage: Usag
     if usage is not None:
         line += (
             f"  | {usage.seconds:.2f} s, server CPU {usage.server_cpu:.2f} s, "
-            f"client CPU {usage.client_cpu:.2f} s, other load {usage.other_cpu:.2f} s"
+            f"client CPU {usage.client_cpu:.2f} s"
         )
     return line
 
@@ -99,11 +99,14 @@ def values_of(results: Results, workload: str, target: str, metric: str) -> list
 
 
 def workload_table(workload: Workload, targets: Sequence[str], results: Results) -> str:
-    headers = ["target", *(m.name for m in workload.metrics)]
+    metrics = list(workload.metrics)
+    if any(OTHER_LOAD in trial for t in targets for trial in results.get((workload.name, t), [])):
+        metrics.append(Metric(OTHER_LOAD, "{:.0f}"))
+    headers = ["target", *(m.name for m in metrics)]
     rows = [
         [
             TARGETS[t].label,
-            *(cell(m, values_of(results, workload.name, t, m.name)) for m in workload.metrics),
+            *(cell(m, values_of(results, workload.name, t, m.name)) for m in metrics),
         ]
         for t in targets
         if (workload.name, t) in results

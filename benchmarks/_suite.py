@@ -20,7 +20,7 @@ from benchmarks._files import make_files, remove
 from benchmarks._proc import pinning
 from benchmarks._server import ServerProcess, free_port
 from benchmarks._targets import TARGETS, Launch
-from benchmarks._workloads import WORKLOADS, Trial, Workload
+from benchmarks._workloads import OTHER_LOAD, WORKLOADS, Trial, Workload
 
 say = report.say
 
@@ -42,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--only", help=f"workloads, comma-separated (all): {', '.join(WORKLOADS)}")
     p.add_argument("--targets", help=f"targets, comma-separated, or all: {', '.join(TARGETS)}")
-    p.add_argument("--rounds", type=int, help="alternating rounds per workload (3; smoke: 1)")
+    p.add_argument(
+        "--rounds", type=int, help="alternating rounds per workload (its own default; smoke: 1)"
+    )
     p.add_argument(
         "--smoke",
         action="store_true",
@@ -73,7 +75,9 @@ class Suite:
         self.targets = names(args.targets, TARGETS, "target") if args.targets else default
         if args.profile:
             self.targets = ["twisted_stream"]
-        self.rounds = args.rounds or (1 if self.smoke else 3)
+        self.rounds = {
+            w.name: args.rounds or (1 if self.smoke else w.rounds) for w in self.workloads
+        }
         self.params = {w.name: dict(w.smoke if self.smoke else w.full) for w in self.workloads}
         self.pinned = None if (args.no_pin or self.smoke) else pinning()
         self.curl = have_curl() and not args.no_curl
@@ -171,7 +175,11 @@ class Suite:
                 self.stop(server, f"{target}: all shared-server workloads")
             remove(self.root)
             shutil.rmtree(self.scratch, ignore_errors=True)
-        say(f"\nSummary ({self.rounds} round(s); cells: median (min-max) over rounds)\n")
+        groups: dict[int, list[str]] = {}
+        for name, count in self.rounds.items():
+            groups.setdefault(count, []).append(name)
+        rounds = "; ".join(f"{n} rounds: {', '.join(names)}" for n, names in groups.items())
+        say(f"\nSummary (cells: median (min-max) over the rounds; {rounds})\n")
         measured = [t for t in self.targets if any(key[1] == t for key in self.results)]
         say(report.summary_table(self.workloads, self.params, measured, self.results, self.routes))
         say(f"\ntotal time {time.monotonic() - started:.0f} s; failures {self.failures}")
@@ -191,7 +199,7 @@ class Suite:
             self.start_shared(runnable)
         on = ", ".join(runnable) or "no target"
         say(f"\n== {workload.name}: {workload.title(params)} ({on})")
-        for round_no in range(1, self.rounds + 1):
+        for round_no in range(1, self.rounds[workload.name] + 1):
             first = (round_no - 1) % max(1, len(runnable))  # each round starts elsewhere
             for target in runnable[first:] + runnable[:first]:
                 self.trial(workload, target, round_no)
@@ -216,6 +224,8 @@ class Suite:
         finally:
             if server is not None and workload.fresh_server:
                 self.stop(server, workload.name)
+        if trial.usage is not None:
+            values[OTHER_LOAD] = 100 * trial.usage.other_cpu / trial.usage.seconds
         self.results.setdefault((workload.name, target), []).append(values)
         say(report.trial_line(round_no, target, values, trial.usage))
 

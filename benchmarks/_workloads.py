@@ -49,6 +49,7 @@ class Workload:
     smoke: Mapping[str, Any]
     files: Callable[[Mapping[str, Any]], dict[str, int]] = field(default=lambda p: {})
     fresh_server: bool = False  # a new server for every trial (memory is measured)
+    rounds: int = 3  # alternating rounds of a full run (--rounds overrides)
     reference: tuple[str, ...] = ("aiohttp",)  # twisted_stream's ratio is to the first here
 
     def route(self, features: frozenset[str]) -> str | None:
@@ -118,6 +119,7 @@ def stalled(trial: Trial) -> dict[str, float]:
     clients.get(server.port, "/gen?n=64&size=65536")  # warm up: first-use allocations
     time.sleep(p["rest"])
     baseline = server.rss()
+    probe = Probe(server.pid)
     socks = clients.open_stalled(server.port, trial.path, p["clients"])
     try:
         started = time.monotonic()
@@ -132,6 +134,7 @@ def stalled(trial: Trial) -> dict[str, float]:
                 break
             time.sleep(0.1)
     finally:
+        trial.usage = probe.stop()
         for sock in socks:
             sock.close()
     return {
@@ -173,11 +176,16 @@ def first_byte(trial: Trial) -> dict[str, float]:
     count = trial.params["count"]
     for _ in range(3):  # warm up
         clients.first_byte(trial.server.port, trial.path)
+    probe = Probe(trial.server.pid)
     times = [clients.first_byte(trial.server.port, trial.path) for _ in range(count)]
+    trial.usage = probe.stop()
     p90 = statistics.quantiles(times, n=10)[-1]
     return {"ms": statistics.median(times) * 1000, "p90 ms": p90 * 1000}
 
 
+OTHER_LOAD = "other load %"
+"""Added to a trial's figures by the suite: CPU time other processes took during the
+measured span, in % of one CPU (noise: large values mean a shared machine)."""
 MBPS = Metric("MB/s")
 CPU_GIB = Metric("server CPU s/GiB", "{:.2f}")
 FILE_REFERENCE = ("nginx", "aiohttp")
@@ -204,6 +212,7 @@ WORKLOADS: dict[str, Workload] = {
             smoke={"size": 4 * MiB},
             files=lambda p: {"one.bin": p["size"]},
             reference=FILE_REFERENCE,
+            rounds=5,
         ),
         Workload(
             "files_32x64m",
@@ -215,6 +224,7 @@ WORKLOADS: dict[str, Workload] = {
             smoke={"clients": 4, "size": MiB},
             files=lambda p: {"each.bin": p["size"]},
             reference=FILE_REFERENCE,
+            rounds=5,
         ),
         Workload(
             "chunks_100b",
@@ -233,6 +243,7 @@ WORKLOADS: dict[str, Workload] = {
             (MBPS, Metric("chunks/s", summary=False), CPU_GIB),
             full={"n": 16_384, "size": 64 * KiB},
             smoke={"n": 64, "size": 64 * KiB},
+            rounds=5,
         ),
         Workload(
             "stalled_200",
@@ -280,6 +291,7 @@ WORKLOADS: dict[str, Workload] = {
             (Metric("ms", "{:.2f}"), Metric("p90 ms", "{:.2f}", False)),
             full={"count": 300},
             smoke={"count": 10},
+            rounds=5,
             files=lambda p: {"ttfb.bin": 16 * KiB},
         ),
     ]
