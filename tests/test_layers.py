@@ -17,7 +17,7 @@ import pytest
 import twisted_stream
 
 LAYERS: list[set[str]] = [
-    {"_errors", "_settings", "_types"},
+    {"_errors", "_format", "_settings", "_types"},
     {"_http"},
     {"_engine"},
     {"_sources"},
