@@ -25,8 +25,11 @@ BYTES = [
     (12.6, "13 B"),
 ]
 DURATIONS = [
-    (0, "0.00 ms"),
-    (0.0004, "0.40 ms"),
+    (0, "0 s"),
+    (0.0000004, "< 1 \u00b5s"),
+    (0.0000421, "42.1 \u00b5s"),
+    (0.0009996, "1.00 ms"),
+    (0.0004, "400 \u00b5s"),
     (0.0042, "4.20 ms"),
     (0.1234, "123 ms"),
     (0.9996, "1.00 s"),
@@ -59,6 +62,6 @@ def test_rate_and_count() -> None:
 
 @pytest.mark.parametrize(("seconds", "text"), DURATIONS)
 def test_durations(seconds: float, text: str) -> None:
-    """Durations: milliseconds below a second, seconds below a minute, then minutes and
-    seconds, hours and minutes, days and hours."""
+    """Durations: microseconds below a millisecond, milliseconds below a second, seconds
+    below a minute, then minutes and seconds, hours and minutes, days and hours."""
     assert format_duration(seconds) == text

@@ -45,15 +45,20 @@ def format_rate(bytes_per_second: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``0.0042`` -> ``"4.20 ms"``, ``12.34`` -> ``"12.3 s"``, ``65`` -> ``"1 min 05 s"``,
-    ``7260`` -> ``"2 h 01 min"``, ``90000`` -> ``"1 d 01 h"``."""
+    """``0.0000421`` -> ``"42.1 µs"``, ``0.0042`` -> ``"4.20 ms"``, ``12.34`` -> ``"12.3 s"``,
+    ``65`` -> ``"1 min 05 s"``, ``7260`` -> ``"2 h 01 min"``, ``90000`` -> ``"1 d 01 h"``."""
     if not math.isfinite(seconds) or seconds < 0:
         return "-"
     if seconds < 1:
-        milliseconds = seconds * 1000
-        if milliseconds >= 1 and float(_three_digits(milliseconds)) >= 1000:
-            return "1.00 s"
-        return f"{_three_digits(milliseconds) if milliseconds >= 1 else f'{milliseconds:.2f}'} ms"
+        for unit, scale, upper in (("ms", 1e3, "1.00 s"), ("\u00b5s", 1e6, "1.00 ms")):
+            value = seconds * scale
+            if value >= 1:
+                return (
+                    upper
+                    if float(_three_digits(value)) >= 1000
+                    else f"{_three_digits(value)} {unit}"
+                )
+        return "0 s" if seconds == 0 else "< 1 \u00b5s"
     if seconds < 60:
         text = _three_digits(seconds)
         return f"{text} s" if float(text) < 60 else "1 min 00 s"
