@@ -30,5 +30,7 @@ def makeService(options: Options) -> StreamWebService:
     ``--path`` or ``--app`` root, else the demo site."""
     root = options["root"]
     if root is None:
-        root = demo_resource()
+        mounted = {kind: path for path, kind in options["mounts"].items()}
+        demo = demo_resource(status=mounted.get("status"), metrics=mounted.get("metrics"))
+        return build_service(options, demo, serving="the demo site")
     return build_service(options, root)

@@ -308,8 +308,28 @@ async def test_demo_site_without_content_options(twistd: Any, client: Any, tmp_p
 
 
 @pytest_twisted.ensureDeferred
+async def test_start_up_prints_the_urls_to_open(twistd: Any, client: Any, tmp_path: Path) -> None:
+    """The start-up log says where to open the site, with the port really chosen, and where
+    the status page and the metrics are; the demo's index then links both."""
+    process = twistd(
+        "streamweb", "--port", LOCAL, "--status", "/_status", "--metrics", "/_metrics",
+        cwd=tmp_path,
+    )  # fmt: skip
+    port = await process.port()
+    base = f"http://127.0.0.1:{port}"
+    await process.wait_for(re.escape(f"serving the demo site: open {base}/"))
+    await process.wait_for(re.escape(f"the status page: {base}/_status"))
+    await process.wait_for(re.escape(f"the metrics: {base}/_metrics"))
+    index = await text(client, base + "/")
+    assert 'href="/_status"' in index and 'href="/_metrics"' in index
+    assert "<title>twisted_stream status</title>" in await text(client, base + "/_status")
+    await process.terminate()
+
+
+@pytest_twisted.ensureDeferred
 async def test_path_serves_files(twistd: Any, client: Any, tmp_path: Path) -> None:
-    """--path DIR serves the files under DIR (and lists directories with --listing)."""
+    """--path DIR serves the files under DIR (and lists directories with --listing); the
+    start-up log says so, with the URL to open."""
     site = tmp_path / "site"
     (site / "docs").mkdir(parents=True)
     (site / "hello.txt").write_text("hello from disk\n")
@@ -317,6 +337,7 @@ async def test_path_serves_files(twistd: Any, client: Any, tmp_path: Path) -> No
     process = twistd("streamweb", "--port", LOCAL, "--path", str(site), "--listing",
                      cwd=tmp_path)  # fmt: skip
     base = f"http://127.0.0.1:{await process.port()}"
+    await process.wait_for(re.escape(f"serving the files under {site}: open {base}/"))
     assert await text(client, base + "/hello.txt") == "hello from disk\n"
     assert "a.txt" in await text(client, base + "/docs/")
     missing = await within(client.get(base + "/nope.txt"))

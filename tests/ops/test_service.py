@@ -46,7 +46,7 @@ def test_make_service_builds_ports_site_and_shutdown() -> None:
     assert service.shutdown.grace_period == 2.0 and service.shutdown.site is service.site
     ports = children[1:]
     assert all(isinstance(p, StreamServerEndpointService) for p in ports)
-    assert [(p.endpoint._port, p.endpoint._interface) for p in ports] == [  # type: ignore[attr-defined]
+    assert [(p.endpoint.endpoint._port, p.endpoint.endpoint._interface) for p in ports] == [  # type: ignore[attr-defined]
         (8081, ""),
         (8082, "127.0.0.1"),
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -15,6 +15,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from .._settings import StreamSettings
+from ._announce import AnnouncingEndpoint
 from ._checks import one_line
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
@@ -88,9 +89,21 @@ class StreamWebSite(StreamSite):
 
 class StreamWebService(MultiService):
     """What ``twistd streamweb`` runs: one port service per endpoint for ``site``, and the
-    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped."""
+    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped.
 
-    def __init__(self, site: StreamSite, ports: Sequence[str], grace_period: float) -> None:
+    Once a port listens, its URL is logged with what it serves (``serving``) and the URL of
+    each of ``pages`` (``{label: path}``, e.g. the status page).
+    """
+
+    def __init__(
+        self,
+        site: StreamSite,
+        ports: Sequence[str],
+        grace_period: float,
+        *,
+        serving: str = "the site",
+        pages: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
@@ -99,6 +112,12 @@ class StreamWebService(MultiService):
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
         for description in self.ports:
             port = strports.service(description, site)
+            port.endpoint = AnnouncingEndpoint(
+                port.endpoint,
+                tls=description.startswith("ssl:"),
+                serving=serving,
+                pages=pages or {},
+            )
             port.setServiceParent(self)
 
     def privilegedStartService(self) -> None:
@@ -115,9 +134,12 @@ class StreamWebService(MultiService):
             raise SystemExit(f"twistd streamweb: cannot listen: {one_line(e)}") from None
 
 
-def build_service(options: usage.Options, root: IResource) -> StreamWebService:
+def build_service(
+    options: usage.Options, root: IResource, serving: str | None = None
+) -> StreamWebService:
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
-    ``--metrics`` and ``--status`` pages mounted in front of it)."""
+    ``--metrics`` and ``--status`` pages mounted in front of it); ``serving`` says what
+    ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given)."""
     if options["mounts"]:
         kinds = {"metrics": MetricsResource, "status": StatusResource}
         root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
@@ -128,4 +150,13 @@ def build_service(options: usage.Options, root: IResource) -> StreamWebService:
         headers=options["headers"],
     )
     site.displayTracebacks = bool(options["display-tracebacks"])
-    return StreamWebService(site, options["ports"], options["grace-period"])
+    if serving is None:
+        if options["path"] is not None:
+            serving = f"the files under {options['path']}"
+        else:
+            serving = f"{options['app']}" if options["app"] is not None else "the site"
+    labels = {"status": "the status page", "metrics": "the metrics"}
+    pages = {labels[kind]: path for path, kind in options["mounts"].items()}
+    return StreamWebService(
+        site, options["ports"], options["grace-period"], serving=serving, pages=pages
+    )
