@@ -415,3 +415,56 @@ async def test_paused_stalled_and_first_byte(server: Any, monkeypatch: pytest.Mo
     held[0].callback(b"done")
     for raw in (reader, waiting, feed.raw):
         raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+def test_history_is_kept_before_anyone_watches() -> None:
+    """Once started (by ``twistd streamweb --status`` at start-up, else by the first
+    request), a timer samples the site every interval whether or not a page is open, and
+    stops once the site, having listened, stops listening; it holds the page and the site
+    only weakly (on a fake clock)."""
+    import gc
+
+    from twisted.internet.task import Clock
+
+    from twisted_stream import StreamSite
+
+    clock = Clock()
+    site = StreamSite(Resource())
+    site.monotonic = clock.seconds
+    page = StatusResource(interval=1.0, reactor=clock)
+    history = page.history(site)
+    assert page.history(site) is history, "one history, one timer per site"
+    site.metrics.bytes_sent = 0
+    for _ in range(3):
+        site.metrics.bytes_sent += 1000
+        clock.advance(1.0)
+    assert [s["rate"] for s in history.samples] == [1000.0, 1000.0, 1000.0]
+    site.numPorts = 1
+    clock.advance(1.0)
+    site.numPorts = 0
+    clock.advance(1.0)
+    assert not clock.getDelayedCalls(), "stopped with the site's last port"
+
+    other = StatusResource(interval=1.0, reactor=clock)
+    other.history(site)
+    assert clock.getDelayedCalls()
+    del other
+    gc.collect()
+    clock.advance(1.0)
+    assert not clock.getDelayedCalls(), "stopped once the page was gone"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_viewer_sees_the_minutes_before_it_came(server: Any) -> None:
+    """A viewer arriving after the history started gets the samples taken before it, in
+    its first snapshot."""
+    app = App(server)
+    app.status.history(app.site)
+    raw, handle = await app.start()
+    await until(lambda: len(app.status.history(app.site).samples) >= 3, what="three samples")
+    feed = await Feed.open(server)
+    first = await feed.until(lambda e: True, "the first snapshot")
+    assert len(first["history"]) >= 3 and first["history"][0]["active"] == 1
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]

@@ -140,9 +140,11 @@ def build_service(
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
     ``--metrics`` and ``--status`` pages mounted in front of it); ``serving`` says what
     ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given)."""
-    if options["mounts"]:
-        kinds = {"metrics": MetricsResource, "status": StatusResource}
-        root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
+    pages: dict[str, IResource] = {}
+    for path, kind in options["mounts"].items():
+        pages[path] = StatusResource() if kind == "status" else MetricsResource()
+    if pages:
+        root = Mounts(root, pages)
     site = StreamWebSite(
         root,
         settings=options["settings"],
@@ -150,13 +152,16 @@ def build_service(
         headers=options["headers"],
     )
     site.displayTracebacks = bool(options["display-tracebacks"])
+    for page in pages.values():
+        if isinstance(page, StatusResource):
+            page.history(site)  # the charts cover the time since start-up
     if serving is None:
         if options["path"] is not None:
             serving = f"the files under {options['path']}"
         else:
             serving = f"{options['app']}" if options["app"] is not None else "the site"
     labels = {"status": "the status page", "metrics": "the metrics"}
-    pages = {labels[kind]: path for path, kind in options["mounts"].items()}
+    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
     return StreamWebService(
-        site, options["ports"], options["grace-period"], serving=serving, pages=pages
+        site, options["ports"], options["grace-period"], serving=serving, pages=urls
     )

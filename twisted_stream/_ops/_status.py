@@ -16,8 +16,12 @@
   graceful shutdown ends it cleanly;
 - ``GET PATH?json``: one snapshot, with the history, as ``application/json``.
 
-A snapshot lists at most ``max_rows`` streams (oldest first; ``shown`` < ``active`` says some
-were left out); the counts and totals always cover all of them. The status page's own event
+The chart history (:meth:`StatusResource.history`) is kept from the first request, or from
+start-up under ``twistd streamweb --status``, one sample per ``interval``, whether or not
+a page is open.
+
+A snapshot lists at most ``max_rows`` streams (oldest first; ``shown`` < ``active`` says
+some were left out); the counts and totals always cover all of them. The status page's own event
 streams are neither listed nor counted (:class:`~._status_snapshot.FeedLedger`). The
 "current rate" is the bytes a stream sent since the previous snapshot of the same feed
 divided by the time between them (for a stream seen for the first time, and in ``?json``,
@@ -37,7 +41,8 @@ from collections.abc import Iterator
 from typing import cast
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -69,6 +74,7 @@ RECONNECT_MS = 2000
 """How long a browser waits before reconnecting a lost feed (the event stream's ``retry``)."""
 
 _JSON = "application/json; charset=utf-8"
+_log = Logger(namespace="twisted_stream")
 
 
 class StatusResource(Resource):
@@ -124,20 +130,42 @@ class StatusResource(Resource):
         return found
 
     def history(self, site: StreamSite) -> History:
-        """The chart history of ``site`` kept by this page."""
+        """The chart history of ``site``, kept from the first call on: one sample per
+        ``interval``, taken by a timer that stops once this page or the site is gone, or
+        once the site's ports have all stopped listening. ``twistd streamweb --status``
+        calls it at start-up; otherwise it starts with the first request to the page."""
         found = self._histories.get(site)
         if found is None:
             found = self._histories[site] = History(self.interval, self.window)
+            _keep_sampling(weakref.ref(self), weakref.ref(site), self.interval, self._clock())
         return found
+
+    def sample(self, site: StreamSite) -> Snapshot | None:
+        """Take a history sample of ``site`` if one is due; the newest sample."""
+        now = site.monotonic()
+        active, paused_for = self._observe(site, now)
+        snap = {
+            "time": wall_clock(),
+            "active": len(active),
+            "paused": sum(1 for s in active if s.paused),
+            "stalled": sum(1 for s in active if paused_for[s] >= STALLED_AFTER),
+            "totals": ledger_of(site).totals(site, active),
+        }
+        return self.history(site).record(now, snap)
+
+    def _observe(self, site: StreamSite, now: float) -> tuple[list[Stream], dict[Stream, float]]:
+        """The site's streams (status feeds left out) and how long each has been paused
+        without sending."""
+        active = ledger_of(site).streams(site)
+        return active, {stream: self._progress.paused_for(stream, now) for stream in active}
 
     def snapshot(self, site: StreamSite, rates: Rates | None = None) -> Snapshot:
         """The site's active streams (status feeds left out), their counts and the site's
         totals as a JSON-ready mapping; ``rates`` measures each stream's rate since the
         previous snapshot of one feed (None: its average since it started)."""
         ledger = ledger_of(site)
-        active = ledger.streams(site)
         now = site.monotonic()
-        paused_for = {stream: self._progress.paused_for(stream, now) for stream in active}
+        active, paused_for = self._observe(site, now)
         listed = sorted(active, key=lambda s: s.started_at)[: self.max_rows]
         rows = []
         for stream in listed:
@@ -172,6 +200,7 @@ class StatusResource(Resource):
             return _plain(request, 404, "Not Found")
         if site is None:
             return _plain(request, 500, "No status: this site is not a twisted_stream StreamSite.")
+        self.history(site)  # kept from now on, if it was not already
         asked = _query_names(request)
         if b"events" in asked:
             request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
@@ -215,7 +244,7 @@ class StatusResource(Resource):
 
         def event(first: bool = False) -> Event:
             snap = self.snapshot(site, rates)
-            snap["sample"] = history.record(site.monotonic(), snap)
+            snap["sample"] = history.samples[-1] if history.samples else None
             if first:
                 snap["history"] = history.recent(snap["time"])
             return Event(script_json(snap))
@@ -225,6 +254,32 @@ class StatusResource(Resource):
         while True:
             # Our Reactor Protocol is part of IReactorTime; deferLater is typed for it.
             yield deferLater(cast(IReactorTime, clock), self.interval, event)
+
+
+def _keep_sampling(
+    page: weakref.ref[StatusResource],
+    site: weakref.ref[StreamSite],
+    interval: float,
+    clock: Reactor,
+) -> None:
+    """Call ``page.sample(site)`` every ``interval`` until the page or the site is gone or
+    the site, having listened, listens no more. Only weak references are held."""
+    listened = False
+
+    def tick() -> None:
+        nonlocal listened
+        found_page, found_site = page(), site()
+        if found_page is None or found_site is None or (listened and not found_site.numPorts):
+            loop.stop()
+            return
+        listened = listened or found_site.numPorts > 0
+        found_page.sample(found_site)
+
+    loop = LoopingCall(tick)
+    loop.clock = cast(IReactorTime, clock)
+    loop.start(interval, now=True).addErrback(
+        lambda failure: _log.failure("status page history stopped", failure)
+    )
 
 
 def _query_names(request: StreamRequest) -> set[bytes]:

@@ -122,9 +122,10 @@ class History:
     """One sample of the site per interval (total throughput, active, paused and stalled
     streams, outcomes in the interval) for the last ``window`` seconds.
 
-    Sampled by the open feeds (whichever is due first), so it covers the time the page was
-    open somewhere; a gap longer than a few intervals only sets a new baseline, and the
-    charts draw it as a gap.
+    Sampled by a timer of the status page (:meth:`~._status.StatusResource.history`); a
+    sample taken early is skipped, and after a gap longer than a few intervals (a reactor
+    too busy to run the timer) the next one only sets a new baseline, which the charts
+    draw as a gap.
     """
 
     def __init__(self, interval: float, window: float = HISTORY_SECONDS) -> None:
