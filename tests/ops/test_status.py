@@ -344,6 +344,9 @@ async def test_history_has_one_sample_per_interval(server: Any) -> None:
     assert ended["sample"]["active"] == 0
     samples = [e["sample"] for e in feed.events() if e["sample"] is not None]
     times = sorted({s["t"] for s in samples})
+    delivered = [s["t"] for e in feed.events()[1:] for s in e["samples"]]
+    assert delivered == sorted(set(delivered)), "each sample once, in order"
+    assert set(times) <= set(delivered) | {s["t"] for s in feed.events()[0]["history"]}
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps and all(gap >= 0.8 * INTERVAL for gap in gaps), "at most one per interval"
     later = await Feed.open(server)

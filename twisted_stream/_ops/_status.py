@@ -10,10 +10,11 @@
   keeps everything live from the event stream below and draws the charts as inline SVG (no
   library, nothing fetched: the page works offline);
 - ``GET PATH?events``: an event stream (:func:`~._events.stream_events`) that sends one
-  snapshot (JSON in a ``data:`` line) at once, with the history the charts need, and one
-  every ``interval`` seconds, each with the newest history sample; it is a stream of the
-  engine like any other, so it has flow control, a slow viewer is held to its pace, and
-  graceful shutdown ends it cleanly;
+  snapshot (JSON in a ``data:`` line) at once, with the history the charts need
+  (``history``), and one every ``interval`` seconds, each with the newest history sample
+  (``sample``) and those taken since the feed's previous snapshot (``samples``); it is a
+  stream of the engine like any other, so it has flow control, a slow viewer is held to
+  its pace, and graceful shutdown ends it cleanly;
 - ``GET PATH?json``: one snapshot, with the history, as ``application/json``.
 
 The chart history (:meth:`StatusResource.history`) is kept from the first request, or from
@@ -241,12 +242,17 @@ class StatusResource(Resource):
             ledger_of(site).add(handle)
         rates = Rates()
         history = self.history(site)
+        sent_until = [float("-inf")]  # the time of the newest sample this feed sent
 
         def event(first: bool = False) -> Event:
             snap = self.snapshot(site, rates)
             snap["sample"] = history.samples[-1] if history.samples else None
             if first:
                 snap["history"] = history.recent(snap["time"])
+            else:
+                snap["samples"] = [s for s in history.samples if s["t"] > sent_until[0]]
+            if history.samples:
+                sent_until[0] = history.samples[-1]["t"]
             return Event(script_json(snap))
 
         yield event(first=True)

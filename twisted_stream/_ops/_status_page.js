@@ -1,7 +1,7 @@
 // The live status page of twisted_stream (served inline by _status_page.py).
 //
 // Reads the page's own event stream (?events): the first event carries the history of the
-// last minutes, each later one a snapshot and the newest one-second sample. Draws the
+// last minutes, each later one a snapshot and the samples taken since. Draws the
 // charts as inline SVG (no library, no network: the page works offline) and keeps the
 // tables current. Numbers are formatted as twisted_stream/_format.py formats them.
 "use strict";
@@ -229,8 +229,10 @@
   var history = [];
   function show(snap) {
     if (snap.history) history = snap.history.slice();
-    else if (snap.sample && (!history.length || snap.sample.t > history[history.length - 1].t)) {
-      history.push(snap.sample);
+    else {
+      (snap.samples || []).forEach(function (sample) {
+        if (!history.length || sample.t > history[history.length - 1].t) history.push(sample);
+      });
     }
     history = history.filter(function (p) { return p.t >= snap.time - WINDOW; });
     var interval = snap.interval, last = history[history.length - 1];
