@@ -361,14 +361,30 @@ async def test_range_responses_are_never_compressed(server: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_head_is_not_compressed(server: Any) -> None:
-    """HEAD gets the identity headers (Content-Length kept) and Vary."""
+async def test_head_carries_the_headers_of_get(server: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): HEAD gets exactly
+    the headers its GET would (RFC 9110 §9.3.2): Content-Encoding, Vary, and no
+    Content-Length, since the gzipped GET has none (the identity length would be wrong)."""
     serve(server, lambda: [b"hello"], content_type="text/plain", content_length=5, compress=True)
     extra = "Accept-Encoding: gzip\r\nConnection: close\r\n"
     raw = await connect(server.port, get(method="HEAD", extra=extra))
     await within(raw.closed)
     head = bytes(raw.received).lower()
     assert head.startswith(b"http/1.1 200") and head.endswith(b"\r\n\r\n")
+    assert b"\r\ncontent-encoding: gzip\r\n" in head
+    assert b"content-length" not in head
+    assert b"\r\nvary: accept-encoding\r\n" in head
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_without_gzip_keeps_the_identity_length(server: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): a HEAD from a
+    client that does not accept gzip gets the identity Content-Length its GET gets, and
+    Vary."""
+    serve(server, lambda: [b"hello"], content_type="text/plain", content_length=5, compress=True)
+    raw = await connect(server.port, get(method="HEAD", extra="Connection: close\r\n"))
+    await within(raw.closed)
+    head = bytes(raw.received).lower()
     assert b"content-encoding" not in head
     assert b"\r\ncontent-length: 5\r\n" in head
     assert b"\r\nvary: accept-encoding\r\n" in head

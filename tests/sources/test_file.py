@@ -461,7 +461,7 @@ async def test_stream_of_a_path_sends_its_content_length(
     raw = await connect(server.port, get("/path", extra="Connection: close\r\n"))
     await within(raw.closed)
     head, _, body = bytes(raw.received).partition(b"\r\n\r\n")
-    assert b"\r\nContent-Length: 10\r\n" in head
+    assert b"\r\nContent-Length: 10\r\n" in head + b"\r\n"
     assert b"chunked" not in head.lower()
     assert body == b"0123456789"
     text = await client.get(server.url("/text"))
