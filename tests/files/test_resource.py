@@ -30,35 +30,15 @@ from twisted_stream._files._paths import Paths
 from twisted_stream._files._preconditions import format_http_date
 from twisted_stream._files._resource import FileResource
 
-from ..rawclient import RawClient, connect, get
+from ..rawclient import RawClient, connect, get, parse_response, raw_get
 from ..waiting import turns, until, within
 
 GIB = 1 << 30
 MIB = 1 << 20
 TEXT = b"hello!"  # the 6-byte file of the static.File regression
-Response = tuple[int, dict[str, list[str]], bytes]
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def parse_response(raw: bytes) -> Response:
-    """Status, headers (lower-case names) and body of one raw HTTP/1.x response."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    assert sep, raw[:200]
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, list[str]] = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return int(status_line.split(" ")[1]), headers, body
-
-
-async def raw_get(port: int, path: str, method: str = "GET", extra: str = "") -> Response:
-    """Send an HTTP/1.0 request with exactly this path and read the response to the close."""
-    raw = await connect(port, get(path, version="1.0", method=method, extra=extra))
-    await within(raw.closed)
-    return parse_response(bytes(raw.received))
 
 
 def fds_on(path: pathlib.Path) -> int:

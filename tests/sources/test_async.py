@@ -107,6 +107,37 @@ def test_close_cancels_the_pending_await_and_runs_finally() -> None:
     assert closed is None or result(closed) is None
 
 
+def test_close_waits_for_a_finally_that_awaits() -> None:
+    """Kind 4 (a client leaving is logged as an error): a generator whose ``finally``
+    awaits again after the cancellation is still running, and its ``aclose()`` would raise
+    "asynchronous generator is already running" (logged as a failed close). close() returns
+    a Deferred that fires once that ``finally`` has finished, and nothing fails."""
+    ran: list[str] = []
+    gate: Deferred[None] = Deferred()
+    cleanup: Deferred[None] = Deferred()
+
+    async def gen() -> AsyncIterator[str]:
+        try:
+            yield "a"
+            await gate
+        finally:
+            ran.append("finally")
+            await cleanup
+            ran.append("cleaned up")
+
+    src = source(gen())
+    assert src.read(100, FAR) == b"a"
+    waiting = src.read(100, FAR)
+    assert isinstance(waiting, Deferred)
+    waiting.addErrback(lambda f: None)
+    closed = src.close()
+    assert ran == ["finally"]
+    assert isinstance(closed, Deferred) and not closed.called
+    cleanup.callback(None)
+    assert ran == ["finally", "cleaned up"]
+    assert result(closed) is None
+
+
 def test_close_of_a_generator_suspended_at_yield_runs_finally() -> None:
     """A generator paused at a yield is aclose()d: its finally runs."""
     ran: list[str] = []

@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jinja2
 import pytest
 import pytest_twisted
 import treq
@@ -22,7 +23,7 @@ from twisted.web.resource import EncodingResourceWrapper
 from twisted.web.server import GzipEncoderFactory
 from twisted.web.template import Element, Tag, TagLoader, renderer, tags
 
-from twisted_stream import StreamSettings, stream
+from twisted_stream import StreamSettings, stream, stream_events, stream_ndjson, stream_template
 from twisted_stream._engine._source import EOF, SliceDeadline
 from twisted_stream._errors import ContentLengthError
 from twisted_stream._events._template import stream_element
@@ -469,3 +470,64 @@ async def test_a_compressed_template_arrives_progressively(server: Any) -> None:
     assert gzip.decompress(b"".join(reader.raw)) == (
         b"<!DOCTYPE html>\n<ul><li>one</li><li>two</li></ul>"
     )
+
+
+async def response_head(port: int, method: str) -> dict[str, str]:
+    """The headers of a response (lower-case names) as sent to a gzip-accepting client, read
+    as soon as they are complete: the body may never end."""
+    raw = await connect(port, get(method=method, extra="Accept-Encoding: gzip\r\n"))
+    await until(lambda: b"\r\n\r\n" in raw.received, what="the response's headers")
+    raw.transport.loseConnection()
+    head = bytes(raw.received).partition(b"\r\n\r\n")[0].decode("latin-1")
+    fields = (line.partition(":") for line in head.split("\r\n")[1:])
+    return {name.strip().lower(): value.strip() for name, _, value in fields}
+
+
+class _Page(Element):
+    loader = TagLoader(tags.p("a page"))
+
+
+def _endless_events(request: Any) -> int:
+    def ticks() -> Iterator[object]:
+        while True:
+            yield "tick"
+            yield Deferred()
+
+    return stream_events(request, ticks(), heartbeat=None)
+
+
+def _ndjson(request: Any) -> int:
+    return stream_ndjson(request, iter([{"a": 1}]))
+
+
+def _jinja(request: Any) -> int:
+    return stream_template(request, jinja2.Template("<p>{{ x }}</p>"), {"x": 1})
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda request: stream(
+            request, iter([b"rows"]), content_type="text/csv", content_length=4
+        ),
+        _endless_events,
+        lambda request: stream_element(request, _Page()),
+        _ndjson,
+        _jinja,
+    ],
+    ids=["stream", "events", "element", "ndjson", "jinja2"],
+)
+async def test_head_of_every_streamed_kind_says_what_get_says(server: Any, render: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): under
+    ``compress=True`` the HEAD of a streamed response, an event stream, a
+    twisted.web.template Element, NDJSON and a Jinja2 template carries the headers of its
+    gzipped GET: Content-Type, Content-Encoding, Vary, Cache-Control, and no
+    Content-Length (the gzipped GET has none)."""
+    server.serve(leaf(render), settings=StreamSettings(compress=True))
+    got = await response_head(server.port, "GET")
+    head = await response_head(server.port, "HEAD")
+    assert got["content-encoding"] == "gzip"
+    for name in ("content-type", "content-encoding", "vary", "cache-control", "content-length"):
+        assert head.get(name) == got.get(name), name
+    assert "content-length" not in head
