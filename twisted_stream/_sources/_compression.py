@@ -292,10 +292,6 @@ def _codings(headers: Headers) -> list[str]:
     return [c.strip().lower() for c in joined.split(",") if c.strip()]
 
 
-def _encoded(headers: Headers) -> bool:
-    return any(c != "identity" for c in _codings(headers))
-
-
 def add_vary(headers: Headers) -> None:
     """Add ``Accept-Encoding`` to ``Vary``, keeping what is there (``*`` covers it)."""
     values: Sequence[bytes] = headers.getRawHeaders(b"vary", [])
