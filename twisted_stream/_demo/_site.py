@@ -15,6 +15,8 @@ from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from twisted_stream import StreamingResource
+
 from ._events import events_demo
 from ._pages import Clock, Countdown, Csv, Download
 from ._query import HTML, page
@@ -70,7 +72,7 @@ DEMO_LINKS: list[DemoLink] = [
 ]
 
 
-class Index(Resource):
+class Index(StreamingResource):
     """The demo's home page."""
 
     isLeaf = True

@@ -34,12 +34,14 @@ from typing import Any, cast
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
+from zope.interface import implementer
 
 from .._engine._stream import Stream
 from .._events._event_stream import stream_events
 from .._events._sse import Event
+from .._http._methods import MethodsResource
 from .._sources._stream import default_reactor
 from .._types import Reactor, StreamRequest
 from ._site import StreamSite
@@ -76,7 +78,8 @@ class _Rates:
             del self._last[key]
 
 
-class StatusResource(Resource):
+@implementer(IResource)
+class StatusResource(MethodsResource):
     """The live status page of ``site`` (None: of the site serving each request).
 
     ``interval`` is the seconds between two snapshots of the live feed (keep it below the
@@ -166,9 +169,7 @@ class StatusResource(Resource):
             return _plain(request, 500, "No status: this site is not a twisted_stream StreamSite.")
         asked = _query_names(request)
         if b"events" in asked:
-            request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-            if request.method == b"HEAD":
-                return b""
+            # HEAD too: the engine sends the event stream's headers and never reads it.
             return self._feed(request, site)
         if b"json" in asked:
             request.setHeader(b"content-type", _JSON.encode("ascii"))

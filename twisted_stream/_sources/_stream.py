@@ -14,7 +14,7 @@ from .._settings import StreamSettings, settings_for
 from .._types import Reactor, StreamRequest
 from ._adapt import adapt_for
 from ._compression import maybe_compress
-from ._file import path_length
+from ._file import file_content_type, path_length
 
 
 def stream(
@@ -42,9 +42,12 @@ def stream(
     ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
     iterable in the site's bounded thread pool. ``content_length`` sets ``Content-Length``
     (a path to a regular file gets its size); a source producing a different length then
-    aborts the connection. The remaining keywords override the :class:`StreamSettings` of
-    the site (:class:`StreamSite`) for this response. Raises ``TypeError`` for a source of
-    no known kind.
+    aborts the connection. A file without ``content_type`` (and no ``Content-Type`` set yet)
+    is typed from the fixed table by its name, as ``FileResource`` does
+    (``application/octet-stream`` when unknown), and files are sent with
+    ``X-Content-Type-Options: nosniff``. The remaining keywords override the
+    :class:`StreamSettings` of the site (:class:`StreamSite`) for this response. Raises
+    ``TypeError`` for a source of no known kind.
     """
     settings = settings_for(request).replace(
         buffer_size=buffer_size,
@@ -56,6 +59,13 @@ def stream(
         compress=compress,
     )
     reactor = default_reactor(reactor)
+    file_type = file_content_type(source)
+    if file_type is not None:
+        # A file's bytes are data: typed from the fixed table like FileResource, never
+        # left to the site's default (text/html), and never sniffed.
+        if content_type is None and not request.responseHeaders.hasHeader(b"content-type"):
+            content_type = file_type
+        request.setHeader(b"x-content-type-options", b"nosniff")
     if content_type is not None:
         request.setHeader(b"content-type", content_type.encode("latin-1"))
     if charset is None:
