@@ -39,62 +39,76 @@ from twisted_stream import (
 )
 from twisted_stream._sources._producers import OVERRUN_BUFFERS
 
-from .. import test_faults
-from ..conftest import leaf, serve_streams
+from ..conftest import leaf, logged_text, serve_streams
 from ..engine.test_producer import Harness, result_of
 from ..rawclient import connect, get
 from ..waiting import settled_pause, until, within
 
-logged = test_faults.logged  # error and critical log events, "Unhandled error" included
 DATA = os.urandom(300_000)  # several buffers of the default 64 KiB
 
 
 # --- hand-written producers -------------------------------------------------------------
 
 
-@implementer(IPullProducer)
-class Pull:
-    """A pull producer: one write of up to ``chunk`` bytes of ``data`` per
-    ``resumeProducing()``; at the end it unregisters and fires ``done``, as ``FileSender``
-    does. ``data=None`` is endless."""
+class Writer:
+    """What both hand-written producers share: ``chunk`` bytes of ``data`` (``None``:
+    endless) per write to the consumer they were started on, which they register on as
+    ``streaming``; at the end they unregister and fire ``done``, as ``FileSender`` does."""
 
-    def __init__(self, data: bytes | None, chunk: int = 1000) -> None:
+    streaming = False
+
+    def __init__(self, data: bytes | None, chunk: int) -> None:
         self.data, self.chunk = data, chunk
-        self.produced = self.resumes = self.stops = 0
+        self.produced = self.stops = 0
         self.done: Deferred[None] = Deferred()
         self.consumer: Any = None
 
     def start(self, consumer: Any) -> Deferred[None]:
         self.consumer = consumer
-        consumer.registerProducer(self, False)
+        consumer.registerProducer(self, self.streaming)
         return self.done
 
-    def resumeProducing(self) -> None:
-        self.resumes += 1
+    def write_next(self) -> bool:
+        """Write the next piece; False at the end (then unregistered and done)."""
         if self.data is None:
-            piece = b"p" * self.chunk
+            piece = b"w" * self.chunk
         else:
             piece = self.data[self.produced : self.produced + self.chunk]
         if not piece:
             self.consumer.unregisterProducer()
             self.done.callback(None)
-            return
+            return False
         self.produced += len(piece)
         self.consumer.write(piece)
+        return True
+
+
+@implementer(IPullProducer)
+class Pull(Writer):
+    """A pull producer: one write per ``resumeProducing()``."""
+
+    def __init__(self, data: bytes | None, chunk: int = 1000) -> None:
+        super().__init__(data, chunk)
+        self.resumes = 0
+
+    def resumeProducing(self) -> None:
+        self.resumes += 1
+        self.write_next()
 
     def stopProducing(self) -> None:
         self.stops += 1
 
 
 @implementer(IPushProducer)
-class Push:
-    """A push producer writing ``chunk`` bytes of ``data`` (``None``: endless) every
-    ``interval`` seconds of ``clock`` while it is not paused; at the end it unregisters and
-    fires ``done``.
+class Push(Writer):
+    """A push producer writing every ``interval`` seconds of ``clock`` while it is not
+    paused.
 
     ``counted``: pauses nest, as in a ``CooperativeTask`` (``FileBodyProducer``,
     ``_PullToPush``): each needs its own resume, and it writes twice per turn, the second
     time even if the first write paused it. ``deaf``: it ignores ``pauseProducing()``."""
+
+    streaming = True
 
     def __init__(
         self,
@@ -106,19 +120,16 @@ class Push:
         counted: bool = False,
         deaf: bool = False,
     ) -> None:
-        self.clock, self.data, self.chunk, self.interval = clock, data, chunk, interval
+        super().__init__(data, chunk)
+        self.clock, self.interval = clock, interval
         self.counted, self.deaf = counted, deaf
-        self.depth = 0
-        self.produced = self.pauses = self.resumes = self.stops = 0
-        self.done: Deferred[None] = Deferred()
-        self.consumer: Any = None
+        self.depth = self.pauses = self.resumes = 0
         self._call: IDelayedCall | None = None
 
     def start(self, consumer: Any) -> Deferred[None]:
-        self.consumer = consumer
-        consumer.registerProducer(self, True)
+        done = super().start(consumer)
         self._schedule()
-        return self.done
+        return done
 
     def _schedule(self) -> None:
         if self._call is None and not self.stops and not self.done.called:
@@ -129,16 +140,8 @@ class Push:
         if self.depth and not self.deaf:
             return  # resumeProducing schedules the next step
         for _ in range(2 if self.counted else 1):  # a pause between them comes too late
-            if self.data is None:
-                piece = b"q" * self.chunk
-            else:
-                piece = self.data[self.produced : self.produced + self.chunk]
-            if not piece:
-                self.consumer.unregisterProducer()
-                self.done.callback(None)
+            if not self.write_next():
                 return
-            self.produced += len(piece)
-            self.consumer.write(piece)
         self._schedule()
 
     def pauseProducing(self) -> None:
@@ -459,6 +462,7 @@ async def test_a_client_that_stops_reading_bounds_what_each_producer_writes(
         f.truncate(200 << 20)
     counters: list[Callable[[], int]] = []
     producers: list[Any] = []
+    files: list[Any] = []  # FileSender leaves closing its file to its caller
 
     def make(request: Any) -> object:
         if kind in ("pull", "push"):
@@ -468,6 +472,7 @@ async def test_a_client_that_stops_reading_bounds_what_each_producer_writes(
             return producer.start
         read_so_far, file = counted_file(path)
         counters.append(read_so_far)
+        files.append(file)
         if kind == "FileBodyProducer":
             return FileBodyProducer(file)
         return lambda consumer: FileSender().beginFileTransfer(file, consumer)
@@ -498,18 +503,26 @@ async def test_a_client_that_stops_reading_bounds_what_each_producer_writes(
     assert result.outcome is Outcome.CLIENT_GONE
     if producers:
         assert producers[0].stops == 1
+    for file in files:
+        file.close()
 
 
-@pytest.mark.parametrize("kind", ["FileSender", "FileBodyProducer", "push"])
+@pytest.mark.parametrize("kind", ["FileSender", "FileBodyProducer", "push", "nothing-registered"])
 @pytest_twisted.ensureDeferred
 async def test_a_disconnect_stops_the_producer_once_and_logs_no_error(
     server: Any, logged: list[dict[str, Any]], kind: str
 ) -> None:
     """A client leaving mid-body calls stopProducing exactly once (FileSender then fails its
-    Deferred, FileBodyProducer closes its file) and nothing is logged as an error, no
-    "Unhandled error in Deferred" either."""
+    Deferred, FileBodyProducer closes its file); with no producer registered, the pending
+    Deferred is cancelled instead. Nothing is logged as an error, no "Unhandled error in
+    Deferred" either."""
     stops: list[str] = []
     files: list[io.BytesIO] = []
+    pending: Deferred[None] = Deferred()
+
+    def write_then_wait(consumer: Any) -> Deferred[None]:
+        consumer.write(DATA)
+        return pending
 
     class Sender(FileSender):
         def stopProducing(self) -> None:
@@ -527,6 +540,8 @@ async def test_a_disconnect_stops_the_producer_once_and_logs_no_error(
             return lambda consumer: Sender().beginFileTransfer(files[-1], consumer)
         if kind == "FileBodyProducer":
             return Body(files[-1])
+        if kind == "nothing-registered":
+            return write_then_wait
         push = Push(reactor, None, 16384)
         push.stopProducing = lambda: stops.append("push")  # type: ignore[method-assign]
         return push.start
@@ -537,13 +552,14 @@ async def test_a_disconnect_stops_the_producer_once_and_logs_no_error(
     raw.transport.abortConnection()  # type: ignore[union-attr]
     result = await within((await served.first()).when_done())
     assert result.outcome is Outcome.CLIENT_GONE
-    assert stops == [kind]
+    assert stops == ([] if kind == "nothing-registered" else [kind])
+    assert pending.called == (kind == "nothing-registered"), "cancelled if nothing was stopped"
     if kind == "FileBodyProducer":
         assert files[0].closed
     await until(lambda: not served.streams[0].request.channel, what="the channel to go")
     served.streams.clear()  # an unhandled failure is logged when its Deferred is collected
     gc.collect()
-    assert test_faults.logged_text(logged) == []
+    assert logged_text(logged) == []
 
 
 @pytest_twisted.ensureDeferred
