@@ -22,6 +22,7 @@ from twisted_stream._files._preconditions import (
     parse_etag_list,
     parse_http_date,
     strong_match,
+    validators_at,
     weak_match,
 )
 
@@ -75,6 +76,21 @@ def test_etag_header_form() -> None:
 def test_parse_etag_list(value: str, expected: EntityTags) -> None:
     """Lists of tags and ``*`` parse; the list ends at the first malformed member."""
     assert parse_etag_list(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"a,b"', (ETag("a,b"),)),
+        ('"a,b", W/"c, d"', (ETag("a,b"),)),  # a space is not an etagc: the list ends
+        ('W/"x,y","z"', (ETag("x,y", True), ETag("z"))),
+        ('",", ","', (ETag(","), ETag(","))),
+    ],
+)
+def test_commas_inside_quotes_do_not_split_a_list(value: str, expected: tuple[ETag]) -> None:
+    """Kind 1 (validators): a comma is a valid character of an opaque tag (RFC 9110
+    §8.8.3, etagc includes %x2C), so a list is split only on commas between tags."""
+    assert parse_etag_list(value).tags == expected
 
 
 @pytest.mark.parametrize(
@@ -194,6 +210,68 @@ def test_format_then_parse_round_trips(seconds: int) -> None:
 def test_parse_http_date_never_raises(value: str) -> None:
     """Any text gives an int or None."""
     assert parse_http_date(value) is None or isinstance(parse_http_date(value), int)
+
+
+# --- Last-Modified and the Date of the response -----------------------------------------
+
+
+def test_last_modified_is_never_after_the_date() -> None:
+    """Kind 1 (validators): a modification time in the future (clock skew, a restored
+    backup) is replaced by the response's Date (RFC 9110 §8.8.2.1); it is then weak."""
+    future = validators_at(ETag("abc"), (RFC_EXAMPLE + 3600) * 10**9, RFC_EXAMPLE)
+    assert (future.last_modified, future.strong_date) == (RFC_EXAMPLE, False)
+
+
+@pytest.mark.parametrize(
+    ("mtime_ns", "strong"),
+    [
+        ((RFC_EXAMPLE - 1) * 10**9 + 999_999_999, True),  # the second before the Date
+        ((RFC_EXAMPLE - 3600) * 10**9, True),
+        (RFC_EXAMPLE * 10**9, False),  # the very second of the Date
+        (RFC_EXAMPLE * 10**9 + 999_999_999, False),
+    ],
+)
+def test_last_modified_is_strong_one_second_before_the_date(mtime_ns: int, strong: bool) -> None:
+    """Kind 1 (validators): Last-Modified is a strong validator only when it is at least one
+    second before the Date of the same response (RFC 9110 §8.8.2.2): a file changed in the
+    second of the response may change again within that second."""
+    current = validators_at(ETag("abc"), mtime_ns, RFC_EXAMPLE)
+    assert current.last_modified == mtime_ns // 10**9
+    assert current.strong_date is strong
+
+
+WEAK = Validators(ETag("abc"), RFC_EXAMPLE, strong_date=False)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "verdict"),
+    [
+        (Conditions(if_modified_since=SAME), Verdict.PROCEED),
+        (Conditions(if_modified_since=EARLIER), Verdict.PROCEED),
+        (Conditions(if_modified_since=LATER), Verdict.NOT_MODIFIED),
+        (Conditions(if_unmodified_since=SAME), Verdict.PRECONDITION_FAILED),
+        (Conditions(if_unmodified_since=EARLIER), Verdict.PRECONDITION_FAILED),
+        (Conditions(if_unmodified_since=LATER), Verdict.PROCEED),
+        (Conditions(if_none_match='"abc"', if_modified_since=SAME), Verdict.NOT_MODIFIED),
+    ],
+)
+def test_a_weak_last_modified_never_equals_a_date(
+    conditions: Conditions, verdict: Verdict
+) -> None:
+    """Kind 1 (validators): a date equal to a weak Last-Modified cannot tell the version the
+    client saw from a later one of the same second: If-Modified-Since does not give 304
+    and If-Unmodified-Since fails (412); later or earlier dates compare as usual, and the
+    ETag (nanosecond precise) still gives 304."""
+    assert evaluate("GET", conditions, WEAK) is verdict
+
+
+def test_if_range_needs_a_strong_date() -> None:
+    """Kind 1 (validators): If-Range with a date is true only for an exact match with a
+    strong Last-Modified (RFC 9110 §13.1.5); the current ETag still matches."""
+    assert if_range_allows(SAME, CURRENT) is True
+    assert if_range_allows(SAME, WEAK) is False
+    assert if_range_allows('"abc"', WEAK) is True
+    assert if_range_allows('W/"abc"', WEAK) is False
 
 
 # --- evaluation -------------------------------------------------------------------------

@@ -147,11 +147,15 @@ def test_ranges_adding_up_to_more_than_the_file_are_ignored() -> None:
     assert isinstance(parse_range("bytes=0-7,2-9", 10), IgnoreRange)
 
 
-def test_empty_file() -> None:
-    """On an empty file a suffix range is ignored (200) and any other range is 416."""
-    assert isinstance(parse_range("bytes=-5", 0), IgnoreRange)
-    assert parse_range("bytes=0-", 0) == Unsatisfiable()
-    assert parse_range("bytes=0-0", 0) == Unsatisfiable()
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=0-", "bytes=0-0", "bytes=-5", "bytes=-0", "bytes=5-10", "bytes=0-0,-1", "bytes=0-,0-"],
+)
+def test_empty_file(header: str) -> None:
+    """Kind 1 (validators and ranges): every range of an empty file is ignored, so it is
+    served whole (200, Content-Length: 0) as Go's ServeContent does, never 416: the open
+    ``0-`` players send, ``0-0``, suffixes, unsatisfiable specs and multi-ranges alike."""
+    assert isinstance(parse_range(header, 0), IgnoreRange)
 
 
 def test_offsets_beyond_4_gib() -> None:
@@ -281,9 +285,11 @@ def test_parse_range_selects_exactly_the_requested_bytes(
     wanted = [selected_bytes(s, size) for s in specs]
     union = set().union(*wanted)
     satisfiable = [w for w, s in zip(wanted, specs, strict=True) if w or (s[0] is None and s[1])]
-    if not satisfiable:
+    if size == 0:
+        assert isinstance(outcome, IgnoreRange)
+    elif not satisfiable:
         assert outcome == Unsatisfiable()
-    elif size == 0 or sum(len(w) for w in satisfiable) > size:
+    elif sum(len(w) for w in satisfiable) > size:
         assert isinstance(outcome, IgnoreRange)
     else:
         assert isinstance(outcome, Satisfiable)

@@ -369,8 +369,8 @@ async def test_app_from_the_project_root(twistd: Any, client: Any) -> None:
 async def test_sigterm_with_open_streams(twistd: Any, client: Any, tmp_path: Path) -> None:
     """SIGTERM while streams are open: after the grace period the endless clock ends cleanly
     (its client sees a complete response), the unfinished countdowns are aborted (their
-    clients see an error), each gets its access-log line, and twistd exits 0 with no
-    traceback."""
+    clients see an error), each gets its access-log line (Kind 6: access-log lines of
+    streams ended at shutdown, in the plugin), and twistd exits 0 with no traceback."""
     log = tmp_path / "access.log"
     process = twistd("streamweb", "--port", LOCAL, "--grace-period", "0.5",
                      "--logfile", str(log), cwd=tmp_path)  # fmt: skip

@@ -264,8 +264,9 @@ async def test_max_rows_lists_the_oldest(server: Any, client: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_unknown_subpaths_head_and_plain_sites(server: Any, client: Any) -> None:
-    """Paths below the page are 404; HEAD of the feed answers headers without starting a
-    stream; under a plain ``Site`` the page explains it has nothing to show."""
+    """Paths below the page are 404; HEAD of the feed answers the event stream's headers
+    (Kind 2: those its GET sends, no ``Content-Length: 0``) and leaves no stream open; under
+    a plain ``Site`` the page explains it has nothing to show."""
     app = App(server)
     response = await within(client.get(server.url("/status/other")))
     assert response.code == 404
@@ -273,8 +274,9 @@ async def test_unknown_subpaths_head_and_plain_sites(server: Any, client: Any) -
     response = await within(client.head(server.url("/status?events")))
     assert response.code == 200
     assert response.headers.getRawHeaders("content-type")[0].startswith("text/event-stream")
+    assert response.headers.getRawHeaders("x-accel-buffering") == ["no"]
+    assert response.headers.getRawHeaders("content-length") is None
     assert not app.site.active_streams
-    assert app.site.metrics.started == 0
 
     port = reactor.listenTCP(0, Site(StatusResource()), interface="127.0.0.1")
     server.ports.append(port)

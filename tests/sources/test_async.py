@@ -84,6 +84,17 @@ def test_errors_are_raised_or_delivered() -> None:
         source(gen()).read(100, FAR)
 
 
+def closed_while_waiting(agen: object) -> Deferred[None] | None:
+    """Read ``a`` from ``agen``, let the next read wait on it, then close the source: what
+    ``close()`` returned."""
+    src = source(agen)
+    assert src.read(100, FAR) == b"a"
+    waiting = src.read(100, FAR)
+    assert isinstance(waiting, Deferred)
+    waiting.addErrback(lambda f: None)
+    return src.close()
+
+
 def test_close_cancels_the_pending_await_and_runs_finally() -> None:
     """close() cancels what the generator awaits, so its finally runs, then acloses it."""
     ran: list[str] = []
@@ -97,14 +108,35 @@ def test_close_cancels_the_pending_await_and_runs_finally() -> None:
         finally:
             ran.append("finally")
 
-    src = source(gen())
-    assert src.read(100, FAR) == b"a"
-    waiting = src.read(100, FAR)
-    assert isinstance(waiting, Deferred)
-    waiting.addErrback(lambda f: None)
-    closed = src.close()
+    closed = closed_while_waiting(gen())
     assert ran == ["finally"]
     assert closed is None or result(closed) is None
+
+
+def test_close_waits_for_a_finally_that_awaits() -> None:
+    """Kind 4 (a client leaving is logged as an error): a generator whose ``finally``
+    awaits again after the cancellation is still running, and its ``aclose()`` would raise
+    "asynchronous generator is already running" (logged as a failed close). close() returns
+    a Deferred that fires once that ``finally`` has finished, and nothing fails."""
+    ran: list[str] = []
+    gate: Deferred[None] = Deferred()
+    cleanup: Deferred[None] = Deferred()
+
+    async def gen() -> AsyncIterator[str]:
+        try:
+            yield "a"
+            await gate
+        finally:
+            ran.append("finally")
+            await cleanup
+            ran.append("cleaned up")
+
+    closed = closed_while_waiting(gen())
+    assert ran == ["finally"]
+    assert isinstance(closed, Deferred) and not closed.called
+    cleanup.callback(None)
+    assert ran == ["finally", "cleaned up"]
+    assert result(closed) is None
 
 
 def test_close_of_a_generator_suspended_at_yield_runs_finally() -> None:

@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jinja2
 import pytest
 import pytest_twisted
 import treq
@@ -22,7 +23,7 @@ from twisted.web.resource import EncodingResourceWrapper
 from twisted.web.server import GzipEncoderFactory
 from twisted.web.template import Element, Tag, TagLoader, renderer, tags
 
-from twisted_stream import StreamSettings, stream
+from twisted_stream import StreamSettings, stream, stream_events, stream_ndjson, stream_template
 from twisted_stream._engine._source import EOF, SliceDeadline
 from twisted_stream._errors import ContentLengthError
 from twisted_stream._events._template import stream_element
@@ -361,14 +362,30 @@ async def test_range_responses_are_never_compressed(server: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_head_is_not_compressed(server: Any) -> None:
-    """HEAD gets the identity headers (Content-Length kept) and Vary."""
+async def test_head_carries_the_headers_of_get(server: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): HEAD gets exactly
+    the headers its GET would (RFC 9110 §9.3.2): Content-Encoding, Vary, and no
+    Content-Length, since the gzipped GET has none (the identity length would be wrong)."""
     serve(server, lambda: [b"hello"], content_type="text/plain", content_length=5, compress=True)
     extra = "Accept-Encoding: gzip\r\nConnection: close\r\n"
     raw = await connect(server.port, get(method="HEAD", extra=extra))
     await within(raw.closed)
     head = bytes(raw.received).lower()
     assert head.startswith(b"http/1.1 200") and head.endswith(b"\r\n\r\n")
+    assert b"\r\ncontent-encoding: gzip\r\n" in head
+    assert b"content-length" not in head
+    assert b"\r\nvary: accept-encoding\r\n" in head
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_without_gzip_keeps_the_identity_length(server: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): a HEAD from a
+    client that does not accept gzip gets the identity Content-Length its GET gets, and
+    Vary."""
+    serve(server, lambda: [b"hello"], content_type="text/plain", content_length=5, compress=True)
+    raw = await connect(server.port, get(method="HEAD", extra="Connection: close\r\n"))
+    await within(raw.closed)
+    head = bytes(raw.received).lower()
     assert b"content-encoding" not in head
     assert b"\r\ncontent-length: 5\r\n" in head
     assert b"\r\nvary: accept-encoding\r\n" in head
@@ -453,3 +470,64 @@ async def test_a_compressed_template_arrives_progressively(server: Any) -> None:
     assert gzip.decompress(b"".join(reader.raw)) == (
         b"<!DOCTYPE html>\n<ul><li>one</li><li>two</li></ul>"
     )
+
+
+async def response_head(port: int, method: str) -> dict[str, str]:
+    """The headers of a response (lower-case names) as sent to a gzip-accepting client, read
+    as soon as they are complete: the body may never end."""
+    raw = await connect(port, get(method=method, extra="Accept-Encoding: gzip\r\n"))
+    await until(lambda: b"\r\n\r\n" in raw.received, what="the response's headers")
+    raw.transport.loseConnection()
+    head = bytes(raw.received).partition(b"\r\n\r\n")[0].decode("latin-1")
+    fields = (line.partition(":") for line in head.split("\r\n")[1:])
+    return {name.strip().lower(): value.strip() for name, _, value in fields}
+
+
+class _Page(Element):
+    loader = TagLoader(tags.p("a page"))
+
+
+def _endless_events(request: Any) -> int:
+    def ticks() -> Iterator[object]:
+        while True:
+            yield "tick"
+            yield Deferred()
+
+    return stream_events(request, ticks(), heartbeat=None)
+
+
+def _ndjson(request: Any) -> int:
+    return stream_ndjson(request, iter([{"a": 1}]))
+
+
+def _jinja(request: Any) -> int:
+    return stream_template(request, jinja2.Template("<p>{{ x }}</p>"), {"x": 1})
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda request: stream(
+            request, iter([b"rows"]), content_type="text/csv", content_length=4
+        ),
+        _endless_events,
+        lambda request: stream_element(request, _Page()),
+        _ndjson,
+        _jinja,
+    ],
+    ids=["stream", "events", "element", "ndjson", "jinja2"],
+)
+async def test_head_of_every_streamed_kind_says_what_get_says(server: Any, render: Any) -> None:
+    """Kind 2 (compression changes what a response says about itself): under
+    ``compress=True`` the HEAD of a streamed response, an event stream, a
+    twisted.web.template Element, NDJSON and a Jinja2 template carries the headers of its
+    gzipped GET: Content-Type, Content-Encoding, Vary, Cache-Control, and no
+    Content-Length (the gzipped GET has none)."""
+    server.serve(leaf(render), settings=StreamSettings(compress=True))
+    got = await response_head(server.port, "GET")
+    head = await response_head(server.port, "HEAD")
+    assert got["content-encoding"] == "gzip"
+    for name in ("content-type", "content-encoding", "vary", "cache-control", "content-length"):
+        assert head.get(name) == got.get(name), name
+    assert "content-length" not in head

@@ -15,11 +15,18 @@ import treq
 from twisted.python.filepath import FilePath
 from twisted.web.resource import Resource
 
-from twisted_stream import Outcome, State, stream, stream_for
+from twisted_stream import Outcome, State, StreamingResource, stream, stream_for
 from twisted_stream._engine._source import EOF, SliceDeadline, Source
 from twisted_stream._engine._stream import Stream
 from twisted_stream._errors import FileTruncated
-from twisted_stream._sources._file import FileRegion, FileSource, PathSource, Segment, file_source
+from twisted_stream._sources._file import (
+    FileRegion,
+    FileSource,
+    PathSource,
+    Segment,
+    file_content_type,
+    file_source,
+)
 
 from ..conftest import leaf
 from ..rawclient import connect, get
@@ -461,7 +468,7 @@ async def test_stream_of_a_path_sends_its_content_length(
     raw = await connect(server.port, get("/path", extra="Connection: close\r\n"))
     await within(raw.closed)
     head, _, body = bytes(raw.received).partition(b"\r\n\r\n")
-    assert b"\r\nContent-Length: 10\r\n" in head
+    assert b"\r\nContent-Length: 10\r\n" in head + b"\r\n"
     assert b"chunked" not in head.lower()
     assert body == b"0123456789"
     text = await client.get(server.url("/text"))
@@ -469,3 +476,115 @@ async def test_stream_of_a_path_sends_its_content_length(
     missing = await client.get(server.url("/missing"))
     assert missing.code == 500
     await missing.content()
+
+
+# --- the media type of a streamed file --------------------------------------------------
+
+
+def test_file_content_type_of_each_file_kind(tmp_path: pathlib.Path) -> None:
+    """Kind 3 (a streamed file's media type): a Path, a FilePath and a binary file object
+    are typed from FileResource's fixed table by their name; a file object without a usable
+    name, and an unknown extension, are ``application/octet-stream``; anything that is not
+    a file has no file type (None)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"notes")
+    with open(notes, "rb") as opened, open(opened.fileno(), "rb", closefd=False) as by_fd:
+        assert file_content_type(opened) == "text/plain; charset=utf-8"
+        assert file_content_type(by_fd) == "application/octet-stream"  # name is an int
+    assert file_content_type(notes) == "text/plain; charset=utf-8"
+    assert file_content_type(FilePath(str(tmp_path / "page.HTML"))) == "text/html; charset=utf-8"
+    assert file_content_type(tmp_path / "upload.unknownext") == "application/octet-stream"
+    assert file_content_type(io.BytesIO(b"x")) == "application/octet-stream"
+    for other in (b"bytes", "str", iter([b"x"]), io.StringIO("text")):
+        assert file_content_type(other) is None
+
+
+def served_files(tmp_path: pathlib.Path) -> dict[bytes, Any]:
+    """Paths of a test site to the call that streams a file there."""
+    (tmp_path / "notes.txt").write_bytes(b"my notes")
+    (tmp_path / "upload.unknownext").write_bytes(b"<script>alert(1)</script>")
+    return {
+        b"/path": lambda request: stream(request, tmp_path / "notes.txt"),
+        b"/filepath": lambda request: stream(request, FilePath(str(tmp_path / "notes.txt"))),
+        b"/object": lambda request: stream(request, open(tmp_path / "notes.txt", "rb")),
+        b"/bytesio": lambda request: stream(request, io.BytesIO(b"<p>hi</p>")),
+        b"/unknown": lambda request: stream(request, tmp_path / "upload.unknownext"),
+    }
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        (b"/path", "text/plain; charset=utf-8"),
+        (b"/filepath", "text/plain; charset=utf-8"),
+        (b"/object", "text/plain; charset=utf-8"),
+        (b"/bytesio", "application/octet-stream"),
+        (b"/unknown", "application/octet-stream"),
+    ],
+)
+async def test_a_streamed_file_is_typed_like_file_resource(
+    server: Any, tmp_path: pathlib.Path, path: bytes, content_type: str
+) -> None:
+    """Kind 3 (a streamed file's media type), the reported input: ``stream(request,
+    Path("notes.txt"))`` without ``content_type`` went out as Twisted's default
+    ``text/html`` without ``nosniff`` (an XSS risk for uploaded files). Every file source
+    (Path, FilePath, file object) gets the type FileResource would send, octet-stream when
+    unknown, and ``X-Content-Type-Options: nosniff``."""
+    routes = served_files(tmp_path)
+    server.serve(leaf(lambda request: routes[request.path](request)))
+    raw = await connect(server.port, get(path.decode(), extra="Connection: close\r\n"))
+    await within(raw.closed)
+    head = bytes(raw.received).partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    assert f"\r\ncontent-type: {content_type}\r\n" in head + "\r\n"
+    assert "\r\nx-content-type-options: nosniff\r\n" in head + "\r\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_streamed_file_keeps_the_type_it_is_given(
+    server: Any, client: Any, tmp_path: pathlib.Path
+) -> None:
+    """Kind 3 (a streamed file's media type): ``content_type=`` and a Content-Type the
+    resource set before calling ``stream()`` win over the table (with ``nosniff``), and a
+    ``StreamingResource`` returning a Path gets the table's type."""
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"my notes")
+
+    def preset(request: Any) -> int:
+        request.setHeader(b"content-type", b"text/markdown")
+        return stream(request, notes)
+
+    class Returns(StreamingResource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> object:
+            return notes
+
+    root = Resource()
+    root.putChild(b"given", leaf(lambda request: stream(request, notes, content_type="x/y")))
+    root.putChild(b"preset", leaf(preset))
+    root.putChild(b"returned", Returns())
+    server.serve(root)
+    for path, expected in [
+        ("/given", "x/y"),
+        ("/preset", "text/markdown"),
+        ("/returned", "text/plain; charset=utf-8"),
+    ]:
+        response = await client.get(server.url(path))
+        assert response.headers.getRawHeaders("content-type") == [expected], path
+        assert response.headers.getRawHeaders("x-content-type-options") == ["nosniff"]
+        assert await response.content() == b"my notes"
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_sources_keep_the_site_default_type(server: Any, client: Any) -> None:
+    """Kind 3 (a streamed file's media type), the decision for non-files: bytes, str and
+    generators without ``content_type`` keep the site's default (``Request.
+    defaultContentType``, Twisted's ``text/html``), as every Twisted resource returning
+    bytes does and as ``StreamingResource.content_type = None`` documents; only files,
+    whose bytes the application did not write, are typed from the table."""
+    server.serve(leaf(lambda request: stream(request, iter([b"<p>page</p>"]))))
+    response = await client.get(server.url())
+    assert response.headers.getRawHeaders("content-type") == ["text/html"]
+    assert response.headers.getRawHeaders("x-content-type-options") is None
+    await response.content()

@@ -20,10 +20,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from twisted_stream import Channel, Event, EventStreamResource
+from twisted_stream import Channel, Event, EventStreamResource, StreamingResource
 
 from ._query import page, query_number
 
@@ -69,7 +69,7 @@ def _js_string(url: bytes) -> str:
     return json.dumps(url.decode("latin-1")).replace("<", "\\u003c")
 
 
-class _Page(Resource):
+class _Page(StreamingResource):
     isLeaf = True
 
     def __init__(self) -> None:
@@ -132,7 +132,7 @@ class _Clock(EventStreamResource):
         return ticks()
 
 
-class _Click(Resource):
+class _Click(StreamingResource):
     isLeaf = True
 
     def __init__(self, counter: list[int], channel: Channel) -> None:
@@ -147,7 +147,7 @@ class _Click(Resource):
         return b"%d\n" % self._counter[0]
 
 
-class _Demo(Resource):
+class _Demo(StreamingResource):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
 

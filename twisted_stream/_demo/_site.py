@@ -17,6 +17,8 @@ from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from twisted_stream import StreamingResource
+
 from ._events import events_demo
 from ._flow import flow_demo
 from ._pages import Clock, Countdown, Csv, Download
@@ -80,7 +82,7 @@ DEMO_LINKS: list[DemoLink] = [
 ]
 
 
-class Index(Resource):
+class Index(StreamingResource):
     """The demo's home page: the demos, then the operator pages (``ops``) if any."""
 
     isLeaf = True

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
 from .._engine._source import ReadResult, SliceDeadline, Source
 from .._engine._stream import stream_for
+from .._http._methods import MethodsResource
 from .._settings import settings_for
 from .._sources._adapt import adapt_for
 from .._sources._heartbeat import HeartbeatSource
@@ -143,8 +145,9 @@ def stream_events(
     return result
 
 
-class EventStreamResource(Resource):
-    """A resource answering ``GET`` with an event stream.
+@implementer(IResource)
+class EventStreamResource(MethodsResource):
+    """A resource answering ``GET`` (and ``HEAD``) with an event stream.
 
     Give it ``events``, a callable ``(request, last_event_id) -> source`` or a
     :class:`~twisted_stream.Channel`, or subclass it and override :meth:`events`. The other

@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
+from zope.interface import implementer
 
+from .._http._methods import MethodsResource
 from .._settings import settings_for
 from .._sources._adapt import adapt_for
 from .._sources._stream import default_reactor, stream_source
@@ -74,8 +76,9 @@ def stream_ndjson(
     return stream_source(request, adapted, settings=merged, reactor=reactor)
 
 
-class NDJSONResource(Resource):
-    """A resource answering ``GET`` with NDJSON.
+@implementer(IResource)
+class NDJSONResource(MethodsResource):
+    """A resource answering ``GET`` (and ``HEAD``) with NDJSON.
 
     Give it ``objects``, a callable ``request -> source``, or subclass it and override
     :meth:`objects`. The other keywords are those of :func:`stream_ndjson`.

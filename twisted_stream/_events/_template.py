@@ -21,10 +21,11 @@ from twisted.python.failure import Failure
 from twisted.web._flatten import Flattenable, _flattenElement, escapeForContent
 from twisted.web.error import FlattenerError
 from twisted.web.iweb import IRenderable, IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from .._http._methods import MethodsResource
 from .._settings import settings_for
 from .._sources._stream import stream_source
 from .._sources._sync import IteratorSource
@@ -105,7 +106,13 @@ def _roots(stack: list[_Step]) -> list[object]:
 
 def _close(stack: list[_Step]) -> None:
     """Close the walk from the innermost step out, and the renderer generators it iterates
-    (they are closed explicitly rather than left to the garbage collector)."""
+    (they are closed explicitly rather than left to the garbage collector).
+
+    A renderer's Deferred the walk was waiting on has been cancelled by then (the engine
+    cancels what it waits for): Twisted's flattener waits on a copy of it (``_fork``) and
+    leaves the ``CancelledError`` at the end of the original's chain, which would be logged
+    as an unhandled error when it is collected. That cancellation is ours: it is consumed.
+    """
     while stack:
         step = stack.pop()
         frame = getattr(step, "gi_frame", None)
@@ -113,6 +120,13 @@ def _close(stack: list[_Step]) -> None:
         step.close()
         if isinstance(root, GeneratorType):
             root.close()
+        elif isinstance(root, Deferred):
+            root.addErrback(_consume_cancellation)
+
+
+def _consume_cancellation(reason: Failure) -> None:
+    """End a Deferred's chain that failed with the ``CancelledError`` of our own cancel."""
+    reason.trap(CancelledError)
 
 
 def stream_element(
@@ -156,7 +170,7 @@ def _no_conversion(item: object) -> bytes:
 
 
 @implementer(IResource)
-class ElementResource(Resource):
+class ElementResource(MethodsResource):
     """A leaf resource answering GET (and HEAD) by streaming ``factory(request)``.
 
     ``factory`` builds the Element (any ``IRenderable``) for each request; ``doctype`` and

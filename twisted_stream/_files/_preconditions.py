@@ -195,6 +195,22 @@ class Validators:
     etag: ETag
     last_modified: int
     """Whole seconds since the epoch, as sent in ``Last-Modified``."""
+    strong_date: bool = True
+    """Whether ``last_modified`` is a strong validator (RFC 9110 §8.8.2.2): at least one
+    second before the response's ``Date``. A file changed in the same second as the response
+    may change again within that second, unseen by a one-second date."""
+
+
+def validators_at(etag: ETag, mtime_ns: int, date: int) -> Validators:
+    """The validators of a file modified at ``mtime_ns`` (nanoseconds) answered in a
+    response whose ``Date`` is ``date`` (seconds).
+
+    ``Last-Modified`` is never later than ``Date`` (RFC 9110 §8.8.2.1: a modification time
+    in the future is replaced by the ``Date``); it is strong only when it is at least one
+    second before the ``Date`` (§8.8.2.2).
+    """
+    last_modified = min(mtime_ns // 10**9, date)
+    return Validators(etag, last_modified, strong_date=last_modified < date)
 
 
 def _if_match(value: str, etag: ETag) -> bool:
@@ -209,10 +225,16 @@ def _if_none_match(value: str, etag: ETag) -> bool:
     return not tags.any and not any(weak_match(tag, etag) for tag in tags.tags)
 
 
-def _modified_since(value: str, last_modified: int) -> bool | None:
-    """True when modified after the date; None when the date is invalid."""
+def _modified_since(value: str, current: Validators) -> bool | None:
+    """True when the representation may have changed after the date; None when the date is
+    invalid. A date equal to a weak ``Last-Modified`` counts as changed: the one-second date
+    cannot tell the version the client saw from a later one of the same second."""
     date = parse_http_date(value)
-    return None if date is None else last_modified > date
+    if date is None:
+        return None
+    if current.last_modified == date:
+        return not current.strong_date
+    return current.last_modified > date
 
 
 def evaluate(method: str, conditions: Conditions, current: Validators) -> Verdict:
@@ -224,14 +246,14 @@ def evaluate(method: str, conditions: Conditions, current: Validators) -> Verdic
         if not _if_match(conditions.if_match, current.etag):
             return Verdict.PRECONDITION_FAILED
     elif conditions.if_unmodified_since is not None:
-        if _modified_since(conditions.if_unmodified_since, current.last_modified):
+        if _modified_since(conditions.if_unmodified_since, current):
             return Verdict.PRECONDITION_FAILED
     safe = method in ("GET", "HEAD")
     if conditions.if_none_match is not None:
         if not _if_none_match(conditions.if_none_match, current.etag):
             return Verdict.NOT_MODIFIED if safe else Verdict.PRECONDITION_FAILED
     elif safe and conditions.if_modified_since is not None:
-        if _modified_since(conditions.if_modified_since, current.last_modified) is False:
+        if _modified_since(conditions.if_modified_since, current) is False:
             return Verdict.NOT_MODIFIED
     return Verdict.PROCEED
 
@@ -239,8 +261,9 @@ def evaluate(method: str, conditions: Conditions, current: Validators) -> Verdic
 def if_range_allows(value: str | None, current: Validators) -> bool:
     """True when a ``Range`` may be honoured given ``If-Range`` (RFC 9110 §13.1.5).
 
-    An entity-tag must match strongly, a date must equal ``Last-Modified`` exactly;
-    anything else, malformed values included, means "send the whole representation".
+    An entity-tag must match strongly (a weak tag never does), a date must equal a strong
+    ``Last-Modified`` exactly (§8.8.2.2; a weak one never matches); anything else, malformed
+    values included, means "send the whole representation".
     """
     if value is None:
         return True
@@ -249,4 +272,4 @@ def if_range_allows(value: str | None, current: Validators) -> bool:
         tag = parse_etag(stripped)
         return tag is not None and strong_match(tag, current.etag)
     date = parse_http_date(stripped)
-    return date is not None and date == current.last_modified
+    return date is not None and date == current.last_modified and current.strong_date

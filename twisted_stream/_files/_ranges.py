@@ -15,7 +15,9 @@ except where noted):
 - Overlapping or adjacent ranges are coalesced and sorted by offset (each part of a
   multipart body carries its own ``Content-Range``, so order carries no meaning).
 - If no range-spec is satisfiable (first byte at or past the end, or ``-0``): ``416``.
-- A satisfiable request on an empty file is ignored (there is no byte to point at).
+- Every ``Range`` on an empty file is ignored: ``200`` with ``Content-Length: 0``, as Go
+  (since 1.22), Werkzeug and Rack answer. No byte of it can be satisfied, but players and
+  download tools put a ``Range`` on every request, and a 416 for an empty file breaks them.
 """
 
 from __future__ import annotations
@@ -149,11 +151,11 @@ def parse_range(value: str | None, size: int) -> RangeOutcome:
         parsed = [_parse_spec(spec, size) for spec in specs]
     except MalformedRange:
         return IgnoreRange("malformed Range header")
+    if size == 0:
+        return IgnoreRange("an empty file has no byte to select: the whole (empty) file")
     satisfiable = [r for r in parsed if r is not None]
     if not satisfiable:
         return Unsatisfiable()
-    if size == 0:
-        return IgnoreRange("a suffix range of an empty file is the whole (empty) file")
     if sum(r.length for r in satisfiable) > size:
         return IgnoreRange("ranges add up to more than the file")
     return Satisfiable(coalesce(satisfiable))

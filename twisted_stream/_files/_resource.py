@@ -6,7 +6,8 @@ metadata ETag, evaluates preconditions in RFC 9110 order, honours ``If-Range``, 
 coalesces ranges, uses a fixed content-type table, and streams through the engine so the
 file is read only while the client is reading. Answers: 400 for a malformed path (NUL byte,
 invalid UTF-8), 404 for anything that does not name a servable file, 403 when the file
-cannot be opened for lack of permission, 405 for methods other than GET and HEAD.
+cannot be opened for lack of permission, 405 for methods other than GET and HEAD (OPTIONS is
+answered with ``Allow``).
 
 Which file a path names is decided by :mod:`._paths` (symlinks resolved with ``realpath``
 must stay below the root unless ``follow_symlinks``); the file is then opened with
@@ -18,9 +19,11 @@ that untrusted users write to with ``follow_symlinks=False`` as the only barrier
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
@@ -31,12 +34,14 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from .._errors import HTTPRefusal
-from .._sources._compression import GZIP_ETAG_SUFFIX
+from .._http._methods import MethodsResource
+from .._settings import settings_for
+from .._sources._compression import GZIP_ETAG_SUFFIX, Encoding, add_vary, choose_encoding
 from .._sources._file import FileRegion, FileSource
+from .._sources._mimetypes import DEFAULT_TYPE, guess_type
 from .._sources._stream import stream, stream_source
 from .._types import StreamRequest
 from ._listing import Listing, display_path
-from ._mimetypes import DEFAULT_TYPE, guess_type
 from ._paths import Paths, Target, refusal_for
 from ._preconditions import (
     Conditions,
@@ -47,8 +52,8 @@ from ._preconditions import (
     format_http_date,
     if_range_allows,
     metadata_etag,
-    parse_etag_list,
-    weak_match,
+    parse_http_date,
+    validators_at,
 )
 from ._ranges import (
     IgnoreRange,
@@ -79,7 +84,7 @@ def _scan_directory(path: str) -> Iterator[os.DirEntry[bytes]]:
 
 
 @implementer(IResource)
-class FileResource(Resource):
+class FileResource(MethodsResource):
     """Serve the file at ``path``, or the tree below the directory at ``path``.
 
     - ``listing``: list directories that have no index file (off: 404).
@@ -125,11 +130,8 @@ class FileResource(Resource):
 
     # --- rendering ----------------------------------------------------------------------
 
-    def render(self, request: Request) -> bytes | int:
-        """Answer GET and HEAD for the path below this resource."""
-        if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET, HEAD")
-            return self._error(request, HTTPRefusal(405, "Method Not Allowed"))
+    def render_GET(self, request: Request) -> bytes | int:
+        """Answer GET (and HEAD) for the path below this resource."""
         try:
             target = self._paths().resolve(list(request.postpath or []))
             if stat.S_ISDIR(target.info.st_mode):
@@ -137,6 +139,10 @@ class FileResource(Resource):
             return self._render_file(request, target)
         except HTTPRefusal as error:
             return self._error(request, error)
+
+    def render_HEAD(self, request: Request) -> bytes | int:
+        """The headers GET would send, without the body."""
+        return self.render_GET(request)
 
     def _error(self, request: StreamRequest, error: HTTPRefusal) -> bytes:
         """A short plain-text error answer."""
@@ -182,21 +188,30 @@ class FileResource(Resource):
     def _answer_file(
         self, request: StreamRequest, file: BinaryIO, info: os.stat_result, content_type: str
     ) -> bytes | int:
-        """Preconditions, then 304, 412, 416, 206 or 200 for an open file."""
+        """Preconditions, then 304, 412, 416, 206 or 200 for an open file.
+
+        The validators are those of the representation this request selects: the gzip form
+        (its own ETag) when the full response would be gzipped, else the file as it is.
+        ``If-Range`` and ranges always refer to the file as it is (ranges are never gzipped).
+        """
         method = request.method.decode("ascii")
         size = info.st_size
-        current = Validators(
-            metadata_etag(info.st_mtime_ns, size, info.st_ino), info.st_mtime_ns // 10**9
+        identity = validators_at(
+            metadata_etag(info.st_mtime_ns, size, info.st_ino),
+            info.st_mtime_ns,
+            _message_date(request),
         )
         self._set_common_headers(request)
-        request.setHeader(b"etag", str(current.etag).encode("latin-1"))
-        verdict = evaluate(method, _conditions(request), current)
-        if verdict is Verdict.PROCEED and _revalidates_gzip_form(request, current.etag):
-            # The client holds the gzip form (see _compression.gzip_etag) of this version.
-            gzip_tag = ETag(current.etag.opaque + GZIP_ETAG_SUFFIX, current.etag.weak)
-            request.setHeader(b"etag", str(gzip_tag).encode("latin-1"))
-            request.responseHeaders.addRawHeader(b"vary", b"Accept-Encoding")
-            verdict = Verdict.NOT_MODIFIED
+        encoding = choose_encoding(request, settings_for(request), content_type)
+        if encoding is not Encoding.FIXED:
+            add_vary(request.responseHeaders)  # on every answer, 304 and errors included
+        outcome = parse_range(self._range_header(request, identity), size)
+        selected = identity
+        if encoding is Encoding.GZIP and isinstance(outcome, IgnoreRange):
+            gzip_tag = ETag(identity.etag.opaque + GZIP_ETAG_SUFFIX, identity.etag.weak)
+            selected = dataclasses.replace(identity, etag=gzip_tag)
+        request.setHeader(b"etag", str(selected.etag).encode("latin-1"))
+        verdict = evaluate(method, _conditions(request), selected)
         if verdict is Verdict.NOT_MODIFIED:
             file.close()
             request.setResponseCode(304)
@@ -205,9 +220,10 @@ class FileResource(Resource):
         if verdict is Verdict.PRECONDITION_FAILED:
             file.close()
             return self._error(request, HTTPRefusal(412, "Precondition Failed"))
-        request.setHeader(b"last-modified", format_http_date(current.last_modified).encode())
+        # The identity tag: gzip, when chosen, turns it into the gzip one (maybe_compress).
+        request.setHeader(b"etag", str(identity.etag).encode("latin-1"))
+        request.setHeader(b"last-modified", format_http_date(identity.last_modified).encode())
         request.setHeader(b"accept-ranges", b"bytes")
-        outcome = parse_range(self._range_header(request, current), size)
         if isinstance(outcome, IgnoreRange):
             request.setHeader(b"content-type", content_type.encode("latin-1"))
             source = FileSource(file, [FileRegion(0, size)])
@@ -294,13 +310,15 @@ class FileResource(Resource):
         return b"Moved Permanently\n"
 
 
-def _revalidates_gzip_form(request: StreamRequest, etag: ETag) -> bool:
-    """Whether a GET/HEAD ``If-None-Match`` names the gzip form of the ``etag`` version."""
-    value = _header(request, b"if-none-match")
-    if value is None or request.method not in (b"GET", b"HEAD"):
-        return False
-    gzip_tag = ETag(etag.opaque + GZIP_ETAG_SUFFIX, etag.weak)
-    return any(weak_match(tag, gzip_tag) for tag in parse_etag_list(value).tags)
+def _message_date(request: StreamRequest) -> int:
+    """The response's ``Date`` in seconds since the epoch (RFC 9110 §6.6.1): the one
+    ``twisted.web.server.Request`` set when the request arrived, or now, then set."""
+    value = request.responseHeaders.getRawHeaders(b"date", [None])[-1]
+    date = parse_http_date(value.decode("latin-1")) if value else None
+    if date is None:
+        date = int(time.time())
+        request.setHeader(b"date", format_http_date(date).encode("ascii"))
+    return date
 
 
 def _header(request: StreamRequest, name: bytes) -> str | None:

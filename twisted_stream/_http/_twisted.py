@@ -77,11 +77,17 @@ def transport_of(request: StreamRequest) -> object | None:
     return transport
 
 
+def has_gzip_encoder(request: StreamRequest) -> bool:
+    """Whether Twisted's gzip encoder (``EncodingResourceWrapper`` with
+    ``GzipEncoderFactory``) is set to encode this response."""
+    return isinstance(getattr(request, "_encoder", None), _GzipEncoder)
+
+
 def drop_gzip_encoder(request: StreamRequest) -> bool:
     """Remove Twisted's gzip encoder (``EncodingResourceWrapper`` with
     ``GzipEncoderFactory``), which holds the body back until ``finish()``; True if there was
     one. The ``gzip`` it added to ``Content-Encoding`` is the caller's to remove."""
-    if not isinstance(getattr(request, "_encoder", None), _GzipEncoder):
+    if not has_gzip_encoder(request):
         return False
     request._encoder = None  # type: ignore[attr-defined]
     return True

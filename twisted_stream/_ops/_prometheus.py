@@ -35,10 +35,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
+from zope.interface import implementer
 
 from .._engine._outcome import Outcome
+from .._http._methods import MethodsResource
 from ._metrics import TTFB_BUCKETS
 from ._site import StreamSite
 
@@ -228,7 +230,8 @@ def collector(site: StreamSite) -> Any:
     return StreamCollector()
 
 
-class MetricsResource(Resource):
+@implementer(IResource)
+class MetricsResource(MethodsResource):
     """The Prometheus scrape page of a site's stream metrics (GET and HEAD).
 
     ``site`` is the :class:`~twisted_stream.StreamSite` to report on; None reports on the site

@@ -8,7 +8,6 @@ from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet.defer import DeferredList
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
@@ -64,20 +63,6 @@ class StreamWebSite(StreamSite):
         super().startFactory()
         if self.access_log == "-":
             self._logFile = _StdoutLog()
-
-    def stopFactory(self) -> None:
-        # The ports stop listening before a graceful shutdown lets open streams end, and
-        # their access-log lines are written when they end: close the log after the last.
-        streams = [active.when_done() for active in self.active_streams]
-        if not streams:
-            super().stopFactory()
-            return
-
-        def ended(_: object) -> None:
-            if self.numPorts == 0:
-                self.stopFactory()
-
-        DeferredList(streams).addCallback(ended)
 
     def getResourceFor(self, request: Request) -> IResource:
         # Added before the resource renders, so one that sets the same header replaces it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from twisted.internet.defer import DeferredList
 from twisted.web.server import Site
 
 from .._engine._stream import Stream
@@ -21,9 +22,11 @@ class StreamSite(Site):
     the thread pool of its ``threaded=True`` sources.
 
     It implements :class:`~twisted_stream._types.StreamRegistry`: streams are admitted
-    (or refused for a limit) and registered here. ``monotonic`` is the clock the site's
-    streams measure durations on (``time.monotonic``; a test assigns its fake clock's
-    ``seconds``).
+    (or refused for a limit) and registered here. Its access log stays open after its ports
+    stop listening until its last stream has ended, so a stream ended at shutdown (by
+    :class:`~twisted_stream.GracefulShutdown` or its client) still gets its line.
+    ``monotonic`` is the clock the site's streams measure durations on (``time.monotonic``;
+    a test assigns its fake clock's ``seconds``).
     """
 
     def __init__(
@@ -37,6 +40,25 @@ class StreamSite(Site):
         """Runs this site's threaded sources; its threads start on first use and stop with
         the reactor."""
         self.monotonic: Monotonic = time.monotonic
+
+    def startFactory(self) -> None:
+        if self._logFile is not None:
+            return  # restarted while a stop waited for streams: the log is still open
+        super().startFactory()
+
+    def stopFactory(self) -> None:
+        # The ports stop listening before a graceful shutdown lets open streams end, and
+        # their access-log lines are written when they end: close the log after the last.
+        streams = [active.when_done() for active in self.active_streams]
+        if not streams:
+            super().stopFactory()
+            return
+
+        def ended(_: object) -> None:
+            if self.numPorts == 0:
+                self.stopFactory()
+
+        DeferredList(streams).addCallback(ended)
 
     def admit(self, stream: Stream, settings: StreamSettings) -> str | None:
         """Register ``stream`` as active, or say why a limit refuses it (then counted as

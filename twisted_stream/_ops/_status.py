@@ -44,13 +44,15 @@ from typing import cast
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request
+from zope.interface import implementer
 
 from .._engine._outcome import Outcome
 from .._engine._stream import Stream, stream_for
 from .._events._event_stream import stream_events
 from .._events._sse import Event
+from .._http._methods import MethodsResource
 from .._sources._stream import default_reactor
 from .._types import Reactor, StreamRequest
 from ._site import StreamSite
@@ -78,7 +80,8 @@ _JSON = "application/json; charset=utf-8"
 _log = Logger(namespace="twisted_stream")
 
 
-class StatusResource(Resource):
+@implementer(IResource)
+class StatusResource(MethodsResource):
     """The live status page of ``site`` (None: of the site serving each request).
 
     ``interval`` is the seconds between two snapshots of the live feed and between two
@@ -204,9 +207,7 @@ class StatusResource(Resource):
         self.history(site)  # kept from now on, if it was not already
         asked = _query_names(request)
         if b"events" in asked:
-            request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-            if request.method == b"HEAD":
-                return b""
+            # HEAD too: the engine sends the event stream's headers and never reads it.
             return self._feed(request, site)
         if b"json" in asked:
             request.setHeader(b"content-type", _JSON.encode("ascii"))

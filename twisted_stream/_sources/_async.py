@@ -25,10 +25,19 @@ def _start(aw: Awaitable[object]) -> Generator[Any, Any, object]:
     return aw.__await__()
 
 
-def _drive(step: Generator[Any, Any, object], yielded: object) -> Deferred[object]:
-    """Resume a suspended awaitable until it completes, like Twisted's coroutine driver."""
+def _drive(
+    step: Generator[Any, Any, object], yielded: object
+) -> tuple[Deferred[object], Deferred[None]]:
+    """Resume a suspended awaitable until it completes, like Twisted's coroutine driver.
+
+    Returns ``(result, completed)``: ``result`` fires with the awaitable's outcome, and
+    cancelling it cancels the Deferred the awaitable waits on; ``completed`` fires (never
+    fails) once the awaitable has really finished, which after a cancellation may be later
+    (an ``await`` in a ``finally`` goes on running).
+    """
     current: list[Deferred[object]] = []
     result: Deferred[object] = Deferred(lambda _: current[0].cancel() if current else None)
+    completed: Deferred[None] = Deferred()
 
     def resume(value: object, failure: Failure | None) -> None:
         while True:
@@ -38,10 +47,12 @@ def _drive(step: Generator[Any, Any, object], yielded: object) -> Deferred[objec
                 else:
                     out = step.send(value)
             except StopIteration as e:
+                completed.callback(None)
                 if not result.called:
                     result.callback(e.value)
                 return
             except BaseException:
+                completed.callback(None)
                 if not result.called:
                     result.errback()
                 return
@@ -59,7 +70,7 @@ def _drive(step: Generator[Any, Any, object], yielded: object) -> Deferred[objec
         wait(yielded)
     else:
         resume(yielded, None)
-    return result
+    return result, completed
 
 
 def run_awaitable(aw: Awaitable[object]) -> Deferred[object]:
@@ -71,7 +82,7 @@ def run_awaitable(aw: Awaitable[object]) -> Deferred[object]:
         return succeed(e.value)
     except BaseException:
         return fail()
-    return _drive(step, first)
+    return _drive(step, first)[0]
 
 
 class AsyncIteratorSource:
@@ -86,6 +97,8 @@ class AsyncIteratorSource:
         """A suspended ``__anext__`` not yet handed to the engine (bytes came first)."""
         self._waiting_on: Deferred[object] | None = None
         """The suspended ``__anext__`` the engine is waiting on."""
+        self._completed: Deferred[None] | None = None
+        """Fires once the last suspended ``__anext__`` has really finished."""
         self._gather = Gatherer()
         self._closed = False
 
@@ -122,7 +135,7 @@ class AsyncIteratorSource:
                 gather.fail(parts)
                 break
             # The generator suspended: hand over what we have, then wait for it.
-            self._pending = _drive(step, yielded)
+            self._pending, self._completed = _drive(step, yielded)
             if parts:
                 break
             return self._wait()
@@ -157,5 +170,14 @@ class AsyncIteratorSource:
         aclose = getattr(self._it, "aclose", None)
         if aclose is None:
             return None
-        done = run_awaitable(aclose())
-        return done.addCallback(lambda _: None)
+        completed = self._completed
+        if completed is not None and not completed.called:
+            # The generator went on after the cancellation (an await in its finally); its
+            # aclose() would raise "already running": close it once that step is over.
+            return completed.addCallback(lambda _: _run_aclose(aclose))
+        return _run_aclose(aclose)
+
+
+def _run_aclose(aclose: Callable[[], Awaitable[object]]) -> Deferred[None]:
+    """Run an async generator's ``aclose()``; a Deferred of its end."""
+    return run_awaitable(aclose()).addCallback(lambda _: None)

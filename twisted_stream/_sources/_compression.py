@@ -12,6 +12,7 @@ by the flushing encoder.
 
 from __future__ import annotations
 
+import enum
 import re
 import zlib
 from collections.abc import Sequence
@@ -23,7 +24,13 @@ from twisted.web.http_headers import Headers
 
 from .._engine._source import EOF, Heartbeat, ReadResult, Ready, SliceDeadline, Source, relay
 from .._errors import ContentLengthError
-from .._http._twisted import default_content_type, drop_gzip_encoder, headers_sent, in_fake_head
+from .._http._twisted import (
+    default_content_type,
+    drop_gzip_encoder,
+    has_gzip_encoder,
+    headers_sent,
+    in_fake_head,
+)
 from .._settings import StreamSettings
 from .._types import StreamRequest
 
@@ -176,45 +183,81 @@ class GzipSource:
         return self._source.close()
 
 
+class Encoding(enum.Enum):
+    """How a response's content coding is chosen (:func:`choose_encoding`)."""
+
+    FIXED = "fixed"
+    """Not negotiated: compression is off, the type is not compressible, or the resource
+    encoded the body itself. No ``Vary``."""
+    IDENTITY = "identity"
+    """Negotiated, and identity is chosen (gzip refused, a range, no body): ``Vary``."""
+    GZIP = "gzip"
+    """Negotiated, and gzip is chosen: ``Vary``, ``Content-Encoding: gzip``, the gzip ETag."""
+
+
+def choose_encoding(
+    request: StreamRequest, settings: StreamSettings, content_type: bytes | str | None = None
+) -> Encoding:
+    """How the response to ``request`` is encoded, from the request and the response headers
+    set so far; nothing is changed. ``content_type`` defaults to the response's.
+
+    Negotiated when ``settings.compress`` is on for a compressible content type, or when
+    Twisted's gzip encoder was applied to the resource (whatever the type), unless the
+    resource set a ``Content-Encoding`` itself. Then gzip is chosen when ``Accept-Encoding``
+    accepts it and the response is not a range (206 or ``Content-Range``) nor a 204 or 304.
+    A HEAD request is answered as its GET would be (RFC 9110 §9.3.2): gzip too.
+    """
+    headers = request.responseHeaders
+    twisted_gzip = has_gzip_encoder(request)
+    if not (settings.compress or twisted_gzip):
+        return Encoding.FIXED
+    if content_type is None:
+        content_type = headers.getRawHeaders(b"content-type", [None])[-1]
+        if content_type is None:
+            content_type = default_content_type(request)
+    if not (twisted_gzip or is_compressible(content_type)):
+        return Encoding.FIXED
+    codings = _codings(headers)
+    if twisted_gzip and codings and codings[-1] == "gzip":
+        codings.pop()  # the encoder's own, replaced by ours
+    if any(c != "identity" for c in codings):
+        return Encoding.FIXED  # the resource encoded the body itself
+    if request.code == 206 or headers.hasHeader(b"content-range"):
+        return Encoding.IDENTITY
+    if request.code in NO_BODY_CODES:
+        return Encoding.IDENTITY
+    if not accepts_gzip(request.requestHeaders.getRawHeaders(b"accept-encoding")):
+        return Encoding.IDENTITY
+    return Encoding.GZIP
+
+
 def maybe_compress(request: StreamRequest, source: Source, settings: StreamSettings) -> Source:
     """Return ``source``, wrapped in a flushing gzip encoder when the response is gzipped.
 
-    The response is gzipped when ``settings.compress`` is on (or Twisted's gzip encoder was
-    applied to the resource, see below), its content type is compressible, it has no
-    ``Content-Encoding`` yet, it is not a range response (206 or ``Content-Range``), it has
-    a body (not HEAD, 204 or 304) and ``Accept-Encoding`` accepts gzip. Then
-    ``Content-Encoding: gzip`` is set, ``Content-Length`` removed and the ``ETag`` made
-    distinct (:func:`gzip_etag`). ``Vary: Accept-Encoding`` is added to every response
-    whose encoding depended on the client's ``Accept-Encoding``, gzipped or not.
+    :func:`choose_encoding` decides. ``Vary: Accept-Encoding`` is added to every response
+    whose encoding was negotiated, gzipped or not. A gzipped one gets ``Content-Encoding:
+    gzip``, a distinct ``ETag`` (:func:`gzip_etag`), and loses ``Content-Length`` and
+    ``Accept-Ranges`` (ranges are served from the identity form only). A HEAD request gets
+    exactly those headers, and no encoder: it has no body.
 
     A Twisted ``_GzipEncoder`` on the request (``EncodingResourceWrapper`` with
-    ``GzipEncoderFactory``) would hold the body until the end: it is removed and, unless
-    the response must not be gzipped (range, no body, already encoded or gzip refused),
-    replaced by the flushing encoder, whatever the content type and ``settings.compress``.
+    ``GzipEncoderFactory``) would hold the body until the end: it is always removed, and
+    the flushing encoder takes its place when gzip is chosen.
     """
     if headers_sent(request):
         return source  # the headers are out: too late to choose an encoding
+    encoding = choose_encoding(request, settings)
+    _drop_twisted_gzip(request)
+    if encoding is Encoding.FIXED:
+        return source
     headers = request.responseHeaders
-    twisted_gzip = _drop_twisted_gzip(request)
-    if not (settings.compress or twisted_gzip):
-        return source
-    content_type = headers.getRawHeaders(b"content-type", [None])[-1]
-    if content_type is None:
-        content_type = default_content_type(request)
-    if not (twisted_gzip or is_compressible(content_type)):
-        return source
-    if _encoded(headers):
-        return source  # the resource encoded the body itself
-    _add_vary(headers)
-    if request.code == 206 or headers.hasHeader(b"content-range"):
-        return source
-    if request.method == b"HEAD" or in_fake_head(request) or request.code in NO_BODY_CODES:
-        return source
-    if not accepts_gzip(request.requestHeaders.getRawHeaders(b"accept-encoding")):
+    add_vary(headers)
+    if encoding is Encoding.IDENTITY:
         return source
     declared = _content_length(headers)
     headers.setRawHeaders(b"content-encoding", [b"gzip"])
     headers.removeHeader(b"content-length")
+    headers.removeHeader(b"accept-ranges")
     etag = headers.getRawHeaders(b"etag", [None])[-1]
     if etag is not None:
         changed = gzip_etag(etag)
@@ -222,6 +265,8 @@ def maybe_compress(request: StreamRequest, source: Source, settings: StreamSetti
             headers.removeHeader(b"etag")
         else:
             headers.setRawHeaders(b"etag", [changed])
+    if request.method == b"HEAD" or in_fake_head(request):
+        return source  # the headers GET would send; there is no body to encode
     return GzipSource(source, declared=declared)
 
 
@@ -247,11 +292,7 @@ def _codings(headers: Headers) -> list[str]:
     return [c.strip().lower() for c in joined.split(",") if c.strip()]
 
 
-def _encoded(headers: Headers) -> bool:
-    return any(c != "identity" for c in _codings(headers))
-
-
-def _add_vary(headers: Headers) -> None:
+def add_vary(headers: Headers) -> None:
     """Add ``Accept-Encoding`` to ``Vary``, keeping what is there (``*`` covers it)."""
     values: Sequence[bytes] = headers.getRawHeaders(b"vary", [])
     names = {v.strip().lower() for value in values for v in value.split(b",")}

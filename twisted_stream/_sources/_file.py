@@ -26,6 +26,7 @@ from twisted.python.filepath import FilePath
 from .._engine._source import ReadResult, SliceDeadline, Source
 from .._errors import FileTruncated
 from ._gather import Gatherer
+from ._mimetypes import DEFAULT_TYPE, guess_type
 
 
 class FileRegion(NamedTuple):
@@ -214,6 +215,21 @@ def file_source(obj: object) -> Source | None:
     if _is_binary_file(obj):
         file: BinaryIO = obj  # type: ignore[assignment]
         return FileSource(file)
+    return None
+
+
+def file_content_type(obj: object) -> str | None:
+    """The ``Content-Type`` of a file source, as ``FileResource`` would serve it: from the
+    fixed table by the name of the path, ``FilePath`` or file object (its ``name``), else
+    ``application/octet-stream``; never the site's default ``text/html``. None for a source
+    that is not a file."""
+    if isinstance(obj, pathlib.PurePath):
+        return guess_type(obj.name)
+    if isinstance(obj, FilePath):
+        return guess_type(obj.basename())
+    if _is_binary_file(obj):
+        name = getattr(obj, "name", None)
+        return guess_type(os.fsdecode(name)) if isinstance(name, (str, bytes)) else DEFAULT_TYPE
     return None
 
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`twisted_stream._files._mimetypes`: the fixed content-type table."""
+"""Tests for :mod:`twisted_stream._sources._mimetypes`: the fixed content-type table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twisted_stream._files._mimetypes import DEFAULT_TYPE, TYPES, guess_type, with_charset
+from twisted_stream._sources._mimetypes import DEFAULT_TYPE, TYPES, guess_type, with_charset
 
 
 @pytest.mark.parametrize(
