@@ -11,6 +11,7 @@ from twisted_stream import (
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
+    StreamRejected,
     SubscriberOverflow,
 )
 
@@ -36,6 +37,7 @@ PUBLIC = [
     "StreamAborted",
     "StreamError",
     "StreamMetrics",
+    "StreamRejected",
     "StreamResult",
     "StreamSettings",
     "StreamSite",
@@ -74,6 +76,7 @@ def test_every_error_is_a_stream_error() -> None:
         ProducerOverflow,
         SourceIdleTimeout,
         StreamAborted,
+        StreamRejected,
         SubscriberOverflow,
     ):
         assert issubclass(error, StreamError), error

@@ -18,6 +18,7 @@ from ._errors import (
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
+    StreamRejected,
     SubscriberOverflow,
 )
 from ._events._channel import Channel, Subscription
@@ -59,6 +60,7 @@ __all__ = [
     "StreamAborted",
     "StreamError",
     "StreamMetrics",
+    "StreamRejected",
     "StreamResult",
     "StreamSettings",
     "StreamSite",

@@ -23,6 +23,12 @@ class ProducerOverflow(StreamAborted):
     writing outside ``resumeProducing()``): the stream was aborted. The message names it."""
 
 
+class StreamRejected(StreamError):
+    """A source cannot start for lack of capacity now (every thread of the pool busy and
+    ``thread_queue_size`` streams waiting, or ``thread_queue_timeout`` passed while waiting):
+    the stream ends ``REJECTED`` with 503 and ``Retry-After`` when no header went out yet."""
+
+
 class ContentLengthError(StreamError):
     """The source produced a different number of bytes than the declared Content-Length."""
 

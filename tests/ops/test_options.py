@@ -217,19 +217,22 @@ def test_bad_apps_are_usage_errors(app_dir: tuple[Path, str], spec: str, expecte
 
 
 def test_headers_flags_logfile_and_grace_period(tmp_path: Path) -> None:
-    """--add-header (repeatable), --display-tracebacks, --logfile (absolute path or -) and
-    --grace-period are parsed."""
+    """--add-header (repeatable), --display-tracebacks, --logfile (absolute path or -),
+    --grace-period and --close-timeout are parsed."""
     options = parse(
         "--add-header", "X-One: 1",
         "--add-header", "Cache-Control:  no-store ",
         "--display-tracebacks",
         "--logfile", str(tmp_path / "access.log"),
         "--grace-period", "0.5",
+        "--close-timeout", "0.25",
     )  # fmt: skip
     assert options["headers"] == [(b"X-One", b"1"), (b"Cache-Control", b"no-store")]
     assert options["display-tracebacks"]
     assert options["logfile"] == str(tmp_path / "access.log")
     assert options["grace-period"] == 0.5
+    assert options["close-timeout"] == 0.25
+    assert parse()["close-timeout"] == 5.0
     assert parse("-l", "-")["logfile"] == "-"
     assert parse("--grace-period", "0")["grace-period"] == 0.0
 
@@ -245,6 +248,7 @@ def test_headers_flags_logfile_and_grace_period(tmp_path: Path) -> None:
         (["--grace-period", "-1"], "--grace-period: '-1' is negative"),
         (["--grace-period", "soon"], "--grace-period: 'soon' is not a number"),
         (["--grace-period", "inf"], "--grace-period: 'inf' is not a finite number"),
+        (["--close-timeout", "-2"], "--close-timeout: '-2' is negative"),
         (["--buffer-size", "0"], "--buffer-size must be at least 1, not 0"),
         (["--buffer-size", "big"], "--buffer-size: 'big' is not a whole number"),
         (["--slice-seconds", "0"], "--slice-seconds must be positive"),

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from twisted.web.client import ResponseFailed
 
 from twisted_stream.tap import Options
 
+from ..rawclient import connect, get
 from ..waiting import within
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -404,6 +406,55 @@ async def test_sigterm_lets_a_stream_finish_within_grace(
     body = await open_body(client, base + "/countdown/stream?delay=0.1&count=3")
     await process.terminate()
     assert b"Lift off!" in await within(body.done)
+
+
+STUCK_APP = """
+import time
+from twisted.web.resource import Resource
+from twisted_stream import stream
+
+
+class Stuck(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        def blocked():
+            print("blocked in", request.uri.decode(), flush=True)
+            time.sleep(3600)
+            yield b"never"
+
+        return stream(request, blocked(), threaded=True)
+
+
+resource = Stuck()
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_with_threaded_sources_stuck_in_a_blocking_call(
+    twistd: Any, tmp_path: Path
+) -> None:
+    """Three threaded sources stuck in ``time.sleep(3600)``: on SIGTERM the streams are
+    aborted after the grace period, the process exits within grace period + close timeout
+    (+ a few seconds for twistd itself), and one warning line names the three sources still
+    busy. (Before: the main thread joined the stuck workers and never exited.)"""
+    (tmp_path / "stuckapp.py").write_text(STUCK_APP)
+    process = twistd("streamweb", "--port", LOCAL, "--app", "stuckapp:resource",
+                     "--grace-period", "0.3", "--close-timeout", "0.5", cwd=tmp_path)  # fmt: skip
+    port = await process.port()
+    clients = [await connect(port, get(f"/stuck?n={n}")) for n in range(3)]
+    for n in range(3):
+        await process.wait_for(rf"blocked in /stuck\?n={n}")
+    started = time.monotonic()
+    await process.terminate(timeout=15)
+    took = time.monotonic() - started
+    assert took < 0.3 + 0.5 + 4, f"{took:.1f} s from SIGTERM to exit"
+    [warning] = [line for line in process.lines if "still busy" in line]
+    assert "3 stream source(s) still busy after 0.5 s" in warning
+    for n in range(3):
+        assert f"GET /stuck?n={n} HTTP/1.1 from 127.0.0.1" in warning
+    for client in clients:
+        await within(client.closed)
 
 
 # Packaging of the dropin.

@@ -16,7 +16,7 @@ from .._settings import StreamSettings
 from ._checks import check_header, file_resource, load_app, one_line
 from ._endpoints import check_endpoint
 from ._reflect import SETTING_OPTIONS, parse_float
-from ._shutdown import DEFAULT_GRACE_PERIOD
+from ._shutdown import DEFAULT_CLOSE_TIMEOUT, DEFAULT_GRACE_PERIOD
 
 DEFAULT_PORT = "tcp:8080"
 HELP_HINT = "Run 'twistd streamweb --help' for the options."
@@ -78,6 +78,13 @@ class Options(usage.Options):
             str(DEFAULT_GRACE_PERIOD),
             "Seconds open streams get to finish at shutdown before they are closed.",
         ],
+        [
+            "close-timeout",
+            None,
+            str(DEFAULT_CLOSE_TIMEOUT),
+            "Seconds closed sources then get to be released (a threaded one stuck in a "
+            "blocking call is left behind and named in the log).",
+        ],
         ["metrics", None, None, "Serve Prometheus metrics of the streams at this path."],
         [
             "status",
@@ -121,7 +128,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         self["ports"] = self._ports()
         self["settings"] = self._settings()
-        self["grace-period"] = self._grace_period()
+        self["grace-period"] = self._seconds("grace-period")
+        self["close-timeout"] = self._seconds("close-timeout")
         self["logfile"] = self._logfile()
         self["root"] = self._root()
         self["mounts"] = self._mounts()
@@ -155,14 +163,14 @@ class Options(usage.Options):
                 message = re.sub(rf"\b{setting.field}\b", f"--{setting.option}", message)
             raise usage.UsageError(message) from None
 
-    def _grace_period(self) -> float:
-        text = self["grace-period"]
+    def _seconds(self, option: str) -> float:
+        text = self[option]
         try:
             value = parse_float(str(text))
         except ValueError as e:
-            raise usage.UsageError(f"--grace-period: {one_line(e)}") from None
+            raise usage.UsageError(f"--{option}: {one_line(e)}") from None
         if value < 0:
-            raise usage.UsageError(f"--grace-period: {text!r} is negative")
+            raise usage.UsageError(f"--{option}: {text!r} is negative")
         return value
 
     def _logfile(self) -> str | None:

@@ -18,7 +18,7 @@ from ._announce import AnnouncingEndpoint
 from ._checks import one_line
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
-from ._shutdown import GracefulShutdown
+from ._shutdown import DEFAULT_CLOSE_TIMEOUT, GracefulShutdown
 from ._site import StreamSite
 from ._status import StatusResource
 
@@ -88,12 +88,13 @@ class StreamWebService(MultiService):
         *,
         serving: str = "the site",
         pages: Mapping[str, str] | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
         # First child, so it is stopped last: after the ports stopped listening.
-        self.shutdown = GracefulShutdown(site, grace_period)
+        self.shutdown = GracefulShutdown(site, grace_period, close_timeout=close_timeout)
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
         for description in self.ports:
             port = strports.service(description, site)
@@ -148,5 +149,10 @@ def build_service(
     labels = {"status": "the status page", "metrics": "the metrics"}
     urls = {labels[kind]: path for path, kind in options["mounts"].items()}
     return StreamWebService(
-        site, options["ports"], options["grace-period"], serving=serving, pages=urls
+        site,
+        options["ports"],
+        options["grace-period"],
+        serving=serving,
+        pages=urls,
+        close_timeout=options["close-timeout"],
     )
