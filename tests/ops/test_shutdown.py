@@ -204,8 +204,10 @@ async def test_threaded_source_is_released_before_stop_fires(server: Any, client
     """A threaded generator blocked in next() is closed on its worker once next() returns,
     and stopService waits for that: its finally has run when the stop fires."""
     release = threading.Event()
+    entered = threading.Event()
 
     def blocked() -> Iterator[object]:
+        entered.set()
         release.wait(10)
         yield b"late\n"
 
@@ -214,6 +216,9 @@ async def test_threaded_source_is_released_before_stop_fires(server: Any, client
     clock = Clock()
     shutdown = GracefulShutdown(site, GRACE, clock=clock)
     body = await open_stream(server, client, streams)
+    # The worker is inside the blocking call (not still between two items, when an abort
+    # would close the generator at its yield).
+    await until(entered.is_set, what="the worker to block")
     stopped = shutdown.stopService()
     clock.advance(GRACE)
     await turns(10)
@@ -233,8 +238,10 @@ async def test_gives_up_on_a_source_that_never_releases(
     """If a closed source stays busy longer than close_timeout, stopService fires anyway
     (the shutdown is never held forever) and one warning line names the busy source."""
     release = threading.Event()
+    entered = threading.Event()
 
     def blocked() -> Iterator[object]:
+        entered.set()
         release.wait(10)
         yield b"late\n"
 
@@ -243,6 +250,9 @@ async def test_gives_up_on_a_source_that_never_releases(
     clock = Clock()
     shutdown = GracefulShutdown(site, GRACE, close_timeout=2.0, clock=clock)
     body = await open_stream(server, client, streams)
+    # The worker is inside the blocking call (not still between two items, when an abort
+    # would close the generator at its yield).
+    await until(entered.is_set, what="the worker to block")
     stopped = shutdown.stopService()
     clock.advance(GRACE)
     await turns(5)
