@@ -34,21 +34,18 @@ the whole class of it can be closed:
   answer is sent while input is read and dropped, for at most :data:`LINGER_SECONDS` and
   :data:`LINGER_BYTES`, so the client reads the answer instead of a reset.
 
-HTTP/1.0 requests may omit ``Host`` (HTTP/1.0 has none; the site's own address is used), but
-two ``Host`` headers or an invalid one get 400 in any version.
+HTTP/1.0 requests may omit ``Host`` (HTTP/1.0 has none); two ``Host`` headers or an invalid
+one get 400 in any version.
 
-Nothing of this costs a short response more than a few attribute checks: the overrides on
-its path are ``connectionMade``, ``resetTimeout``, ``allHeadersReceived``, ``requestDone``,
-``writeHeaders`` and ``connectionLost``, and no timer is added to Twisted's; the rest runs
-only when something is wrong or reading pauses.
+A short response pays for a few attribute checks only: the overrides on its path are
+``connectionMade``, ``resetTimeout``, ``allHeadersReceived``, ``requestDone``,
+``writeHeaders`` and ``connectionLost``, with no timer added to Twisted's one.
 
-Seams for what builds on this: request bodies consumed as they arrive pause reading with the
-:data:`~._reading.BODY` reason of the same gate (``_reading()``; the hang-up watch comes with
-it), replace
-:meth:`~StreamHTTPChannel._body_data` as the body's destination, override
-:meth:`~StreamHTTPChannel.body_limit` (the per-request decision point: a resource's own limit
-once traversal happens at the end of the head) and Twisted's ``_send100Continue``.
-HTTP/2 never reaches this class: :mod:`._protocol` picks the HTTP/2 connection class by ALPN.
+Seams for request bodies: pause reading with the :data:`~._reading.BODY` reason of the same
+gate (``_reading()``; the hang-up watch comes with it), replace ``_body_data`` as the body's
+destination, override ``body_limit`` (the per-request decision point: a resource's own
+limit once traversal happens at the end of the head) and Twisted's ``_send100Continue``.
+HTTP/2 never reaches this class: :mod:`._protocol` picks the HTTP/2 connection by ALPN.
 """
 
 from __future__ import annotations
