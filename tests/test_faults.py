@@ -686,8 +686,11 @@ class Swarm:
             def render(self, request: Any) -> Any:
                 return swarm.render(request)
 
-        # A hundred threaded streams are held open at once on 4 threads: all may wait.
-        settings = StreamSettings(stall_timeout=0, thread_pool_size=4, thread_queue_size=1000)
+        # A hundred threaded streams are held open at once on 4 threads: all may wait, as
+        # long as it takes.
+        settings = StreamSettings(
+            stall_timeout=0, thread_pool_size=4, thread_queue_size=1000, thread_queue_timeout=0
+        )
         site = StreamSite(Root(), settings=settings)
         # A backlog for a thousand simultaneous connects (the default is 50).
         self.port = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
