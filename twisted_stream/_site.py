@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Site
 
+from ._http._alpn import channel_protocol
 from ._metrics import StreamMetrics
 from ._settings import StreamSettings
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 class StreamSite(Site):
     """``twisted.web.server.Site`` plus site-wide :class:`StreamSettings` and a registry of the
     streams it is serving (for graceful shutdown, limits, metrics and the status page)."""
+
+    protocol = channel_protocol  # HTTP/2 (ALPN h2) through our connection class
 
     def __init__(
         self, resource: Any, *args: Any, settings: StreamSettings | None = None, **kwargs: Any
