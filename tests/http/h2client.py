@@ -16,8 +16,47 @@ import h2.connection
 import h2.events
 import h2.settings
 from h2.errors import ErrorCodes
+from hyperframe.frame import Frame, GoAwayFrame
 
 DEFAULT_WINDOW = 65535
+_GOAWAY = 0x7
+
+
+class GoAwaySplitter:
+    """Takes GOAWAY frames out of the bytes a server sends.
+
+    The ``h2`` library treats a GOAWAY it receives as the end of the connection and rejects
+    every later frame, while RFC 9113 §6.8 lets the streams below the GOAWAY's last stream
+    id finish (as browsers and curl do): a test client hands ``h2`` the other frames and
+    records the GOAWAYs itself.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.goaways: list[GoAwayFrame] = []
+
+    def feed(self, data: bytes) -> bytes:
+        """The frames of ``data`` (with what was buffered) other than GOAWAY, up to the last
+        whole frame."""
+        buffer = self._buffer
+        buffer += data
+        out = bytearray()
+        at = 0
+        while len(buffer) - at >= 9:
+            length = int.from_bytes(buffer[at : at + 3], "big")
+            end = at + 9 + length
+            if len(buffer) < end:
+                break
+            if buffer[at + 3] == _GOAWAY:
+                frame, _ = Frame.parse_frame_header(memoryview(bytes(buffer[at : at + 9])))
+                frame.parse_body(memoryview(bytes(buffer[at + 9 : end])))
+                assert isinstance(frame, GoAwayFrame)
+                self.goaways.append(frame)
+            else:
+                out += buffer[at:end]
+            at = end
+        del buffer[:at]
+        return bytes(out)
 
 
 @dataclass
@@ -66,7 +105,7 @@ class H2Client:
         self.keep_body = keep_body
         self.timeout = timeout
         self.responses: dict[int, Response] = {}
-        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.frames = GoAwaySplitter()
         self.closed = False
         self.local_port = 0
         self._sock: ssl.SSLSocket | None = None
@@ -146,7 +185,7 @@ class H2Client:
             if not data:
                 self.closed = True
                 continue
-            self._handle(self._conn.receive_data(data))
+            self._handle(self._conn.receive_data(self.frames.feed(data)))
             self._flush()
 
     def read_to_close(self, timeout: float | None = None) -> None:
@@ -163,7 +202,7 @@ class H2Client:
             if not data:
                 self.closed = True
                 break
-            self._handle(self._conn.receive_data(data))
+            self._handle(self._conn.receive_data(self.frames.feed(data)))
             self._flush()
 
     def close(self) -> None:
@@ -199,5 +238,3 @@ class H2Client:
             elif isinstance(event, h2.events.StreamReset):
                 if event.stream_id in self.responses:
                     self.responses[event.stream_id].reset = int(event.error_code)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self.goaway = event

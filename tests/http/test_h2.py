@@ -1,194 +1,227 @@
-"""Our HTTP/2 connection (``twisted_stream._http._h2``) against a real HTTP/2 client: the
-``h2`` library on a TLS socket that negotiated ``h2`` by ALPN."""
+"""Our HTTP/2 connection (``twisted_stream._http._h2``), frame by frame on a fake transport
+and clock: backpressure into every stream producer, frames per turn, priority, resets and
+GOAWAY. The same behaviours against a real client over TLS are in ``test_h2_e2e.py``."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
-import pytest
-import pytest_twisted
+import h2.events
 from h2.errors import ErrorCodes
-from twisted.internet.threads import deferToThread
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
-from twisted_stream import Outcome, Stream, StreamSettings, StreamSite
-from twisted_stream._http._h2 import STREAM_HIGH_WATER
+from twisted_stream import Outcome, StreamSettings, stream, stream_for
+from twisted_stream._http._h2 import SEND_BUDGET, STREAM_HIGH_WATER, StreamH2Connection
 
-from ..test_faults import rss_kib
-from ..waiting import turns, until
-from .conftest import TLSServer
-from .kernel import kernel_queued
-from .kinds import BLOCK, KINDS, OURS, WITH_FINALLY, KindsResource, Recorder
+from ..conftest import leaf
+from .h2harness import Harness, data_bytes
 
-
-@pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("kind", sorted(KINDS))
-async def test_every_kind_completes(tls_server: TLSServer, kinds: StreamSite, kind: str) -> None:
-    """Each kind of response, ours or not, arrives whole over HTTP/2."""
-    client = tls_server.h2_client()
-    assert await deferToThread(client.connect) == "h2"
-    n = 40
-    stream_id = await deferToThread(client.get, f"/{kind}?n={n}")
-    response = client.responses[stream_id]
-    await deferToThread(client.read_until, lambda: response.done)
-    assert response.status == 200
-    assert response.ended and response.reset is None
-    assert KINDS[kind].check(bytes(response.body), n)
+BIG_WINDOW = 16 * 1024 * 1024
+BUFFER = StreamSettings().buffer_size
 
 
-async def settled(streams: list[Stream], timeout: float = 20.0) -> int:
-    """Wait until every stream is paused and their bytes written stop moving for three
-    windows in a row; the total they settled at."""
-    deadline = time.monotonic() + timeout
-    last, stable = -1, 0
-    while stable < 3:
-        assert time.monotonic() < deadline, "the streams never settled: " + ", ".join(
-            f"{s.path} {s.state.name} {s.bytes_sent}" for s in streams
-        )
-        await until(lambda: all(s.paused for s in streams), what="every stream to pause")
-        await turns(30)
-        now = sum(s.bytes_sent for s in streams)
-        stable = stable + 1 if now == last and all(s.paused for s in streams) else 0
-        last = now
-    return last
+def endless(pulled: list[int]) -> Iterator[bytes]:
+    block = b"x" * 16384
+    while True:
+        pulled[0] += len(block)
+        yield block
 
 
-QUEUE_ALLOWANCE = STREAM_HIGH_WATER + StreamSettings().buffer_size
-"""What one stream may hold beyond what it sent: its HTTP/2 queue up to the high-water mark
-plus one write of a buffer."""
-TRANSPORT_ALLOWANCE = 256 * 1024
-"""What the connection's TLS and TCP transports may hold in user space (Twisted's 64 KiB
-write buffer, the TLS layer's 64 KB of aggregated small writes, a frame or two over)."""
+class Streams(Resource):
+    """``/endless`` streams forever with our engine on the harness's clock; ``/bytes?n=N``
+    is a plain resource returning N bytes."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock: Any = None
+        self.requests: list[Any] = []
+        self.pulled: list[list[int]] = []
+
+    def render_GET(self, request: Any) -> Any:
+        self.requests.append(request)
+        if request.path == b"/bytes":
+            return b"y" * int(request.args[b"n"][0])
+        pulled = [0]
+        self.pulled.append(pulled)
+        return stream(request, endless(pulled), reactor=self.clock)
 
 
-@pytest_twisted.ensureDeferred
-async def test_stalled_client_with_a_16_mib_window_costs_one_buffer_per_stream(
-    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder
-) -> None:
-    """A client that grants 16 MiB windows and then reads nothing: every one of our stream
-    kinds on the connection pauses with what it wrote bounded by its buffer plus what the
-    kernel holds, and the server's memory stays flat (Twisted queues 16 MiB per stream)."""
-    window = 16 * 1024 * 1024
-    client = tls_server.h2_client(window=window, rcvbuf=65536)
-    assert await deferToThread(client.connect) == "h2"
-    warm = await deferToThread(client.get, "/sync?n=4")
-    await deferToThread(client.read_until, lambda: client.responses[warm].done)
-    rss_before = rss_kib()
-    paths = [f"/{kind}?n=0" for kind in OURS]
-    await deferToThread(client.get_many, paths)
-    await until(lambda: len(recorder.all_streams()) == len(OURS) + 1, what="every stream")
-    streams = [s for s in recorder.all_streams() if s.outcome is None]
-    assert len(streams) == len(OURS)
-    await settled(streams)
-    kernel = kernel_queued(tls_server.port, client.local_port)
-    assert all(s.bytes_sent > 0 for s in streams), "a stream was starved"
-    for handle in streams:
-        assert handle.bytes_sent <= kernel + TRANSPORT_ALLOWANCE + QUEUE_ALLOWANCE, (
-            handle.path,
-            handle.bytes_sent,
-            kernel,
-        )
-    total = sum(s.bytes_sent for s in streams)
-    assert total <= kernel + TRANSPORT_ALLOWANCE + len(streams) * QUEUE_ALLOWANCE
-    assert rss_kib() - rss_before < 24 * 1024
+def harness(window: int = BIG_WINDOW, **kwargs: Any) -> tuple[Harness, Streams]:
+    resource = Streams()
+    h = Harness(resource, window=window, **kwargs)
+    resource.clock = h.clock
+    return h, resource
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_hundred_concurrent_streams_all_progress(
-    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder
-) -> None:
-    """100 endless streams on one connection (h2's default concurrency limit) share it: by
-    the time the client has read 25 MiB, every stream has delivered at least a quarter of
-    its fair share; none waits for the others to end."""
-    client = tls_server.h2_client(window=1024 * 1024, keep_body=False)
-    assert await deferToThread(client.connect) == "h2"
-    ids = await deferToThread(client.get_many, ["/sync?n=0"] * 100)
-    total = 100 * 256 * 1024
-    await deferToThread(
-        client.read_until,
-        lambda: sum(client.responses[i].received for i in ids) >= total,
-        30.0,
-    )
-    received = sorted(client.responses[i].received for i in ids)
-    assert received[0] >= total // 100 // 4, received
-    assert all(client.responses[i].reset is None for i in ids)
-    assert len(recorder.streams["sync"]) == 100
-    assert all(s.outcome is None for s in recorder.streams["sync"])
+def test_a_stream_queues_at_most_its_high_water_mark_whatever_the_window() -> None:
+    """With a 16 MiB window and the send loop not yet run, a stream's producer is paused once
+    its queue reaches the high-water mark (Twisted's lets it queue the whole window)."""
+    h, resource = harness()
+    stream_id = h.get("/endless")
+    handle = stream_for(resource.requests[0])
+    assert handle is not None and handle.paused
+    assert h.conn.queued_bytes(stream_id) <= STREAM_HIGH_WATER + BUFFER
+    assert resource.pulled[0][0] <= STREAM_HIGH_WATER + 2 * BUFFER
 
 
-@pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("kind", WITH_FINALLY)
-async def test_reset_mid_stream_closes_that_source_only(
-    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder, kind: str
-) -> None:
-    """RST_STREAM from the client mid-stream closes that stream's source (its ``finally``
-    runs) and ends it as CLIENT_GONE; another stream on the connection completes."""
-    client = tls_server.h2_client()
-    assert await deferToThread(client.connect) == "h2"
-    endless, other = await deferToThread(client.get_many, [f"/{kind}?n=0", "/sync?n=64"])
-    endless_response = client.responses[endless]
-    await deferToThread(client.read_until, lambda: endless_response.received >= 32768)
-    await deferToThread(client.reset, endless)
-    await until(lambda: recorder.closed[kind] == 1, what=f"the {kind} source to close")
-    handle = recorder.streams[kind][0]
-    await until(lambda: handle.outcome is Outcome.CLIENT_GONE, what="the stream to end")
-    await deferToThread(client.read_until, lambda: client.responses[other].done)
-    assert client.responses[other].ended
-    assert bytes(client.responses[other].body) == BLOCK * 64
+def test_transport_pushback_pauses_every_stream_and_its_drain_resumes_them_all() -> None:
+    """The transport pausing the connection pauses every stream's producer; when it resumes
+    them, each stream writes more before any DATA is sent (so none is starved)."""
+    h, resource = harness()
+    for _ in range(3):
+        h.get("/endless")
+    handles = [stream_for(request) for request in resource.requests]
+    h.turn()  # the send loop drains the queues; the producers refill them
+    h.conn.pauseProducing()
+    assert all(s is not None and s.paused for s in handles)
+    before = [s.bytes_sent for s in handles if s is not None]
+    h.turn()
+    assert [s.bytes_sent for s in handles if s is not None] == before
+    h.conn.resumeProducing()
+    after = [s.bytes_sent for s in handles if s is not None]
+    assert all(a > b for a, b in zip(after, before, strict=True))
 
 
-@pytest_twisted.ensureDeferred
-async def test_connection_drop_closes_every_source(
-    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder
-) -> None:
-    """The client dropping the connection mid-stream closes every stream's source."""
-    client = tls_server.h2_client()
-    assert await deferToThread(client.connect) == "h2"
-    ids = await deferToThread(client.get_many, [f"/{kind}?n=0" for kind in WITH_FINALLY])
-    await deferToThread(
-        client.read_until, lambda: all(client.responses[i].received > 0 for i in ids)
-    )
-    await deferToThread(client.close)
-    await until(
-        lambda: all(recorder.closed[kind] == 1 for kind in WITH_FINALLY),
-        what="every source to close",
-    )
-    assert all(s.outcome is Outcome.CLIENT_GONE for s in recorder.all_streams())
+def test_one_turn_sends_many_frames_within_the_budget() -> None:
+    """A response larger than the turn's budget goes out as many DATA frames per reactor
+    turn, at most the budget and a frame (Twisted's loop sends one frame per turn)."""
+    h, _ = harness()
+    stream_id = h.get(f"/bytes?n={2 * SEND_BUDGET}")
+    h.receive()
+    h.turn()
+    first = data_bytes(h.receive(), stream_id)
+    assert SEND_BUDGET // 2 <= first <= SEND_BUDGET + 16384
+    for _ in range(3):
+        h.turn()
+    h.receive()
+    assert data_bytes(h.events, stream_id) == 2 * SEND_BUDGET
 
 
-@pytest_twisted.ensureDeferred
-async def test_source_error_resets_that_stream_with_internal_error(
-    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder
-) -> None:
-    """A source failing mid-stream resets its stream with INTERNAL_ERROR (RFC 9113 §7) after
-    the data it produced; the other streams on the connection complete."""
-    client = tls_server.h2_client()
-    assert await deferToThread(client.connect) == "h2"
-    failing, other = await deferToThread(client.get_many, ["/fail?n=8", "/sync?n=64"])
-    await deferToThread(
-        client.read_until, lambda: client.responses[failing].done and client.responses[other].done
-    )
-    assert client.responses[failing].reset == ErrorCodes.INTERNAL_ERROR
-    assert client.responses[failing].status == 200
-    assert bytes(client.responses[other].body) == BLOCK * 64
-    assert client.responses[other].ended
-    assert recorder.streams["fail"][0].outcome is Outcome.SOURCE_FAILED
+def test_a_stream_waiting_for_its_window_costs_no_turns() -> None:
+    """A stream whose flow-control window is used up waits for WINDOW_UPDATE without a
+    send loop spinning every turn, and sends again when it comes."""
+    h, _ = harness(window=65535)
+    stream_id = h.get("/bytes?n=200000")
+    for _ in range(3):
+        h.turn()
+    sent = data_bytes(h.receive(), stream_id)
+    assert sent == 65535
+    assert h.pending_turns() == 0
+    h.client.acknowledge_received_data(sent, stream_id)
+    h.client.increment_flow_control_window(200000)
+    h.client.increment_flow_control_window(200000, stream_id)
+    h.send()
+    h.turn()
+    assert data_bytes(h.receive(), stream_id) == 200000 - 65535
 
 
-@pytest_twisted.ensureDeferred
-async def test_stall_timeout_fires_for_a_stream_held_by_connection_backpressure(
-    tls_server: TLSServer, recorder: Recorder, tmp_path: Path
-) -> None:
-    """With the largest window HTTP/2 allows and a client that reads nothing, the stream is
-    paused by the connection's transport, so the stall timeout aborts it (RST_STREAM)."""
-    tls_server.serve(KindsResource(recorder, tmp_path), settings=StreamSettings(stall_timeout=0.3))
-    client = tls_server.h2_client(window=2**31 - 1, rcvbuf=65536)
-    assert await deferToThread(client.connect) == "h2"
-    stream_id = await deferToThread(client.get, "/sync?n=0")
-    await until(lambda: bool(recorder.streams.get("sync")), what="the stream to start")
-    handle = recorder.streams["sync"][0]
-    await until(lambda: handle.outcome is not None, timeout=10, what="the stall timeout")
-    assert handle.outcome is Outcome.STALLED
-    assert recorder.closed["sync"] == 1
-    await deferToThread(client.read_until, lambda: client.responses[stream_id].done)
-    assert client.responses[stream_id].reset == ErrorCodes.INTERNAL_ERROR
+def test_priority_order_is_kept() -> None:
+    """A stream that depends exclusively on another gets no DATA until the other's is all
+    sent (RFC 7540 §5.3 priorities, as Twisted's priority tree orders them)."""
+    h, _ = harness()
+    first = h.get("/bytes?n=100000")
+    second = h.get("/bytes?n=100000")
+    h.client.prioritize(second, depends_on=first, exclusive=True)
+    h.send()
+    h.turn()
+    order = [e.stream_id for e in h.receive() if isinstance(e, h2.events.DataReceived)]
+    assert order.index(second) > max(i for i, s in enumerate(order) if s == first)
+
+
+def test_server_abort_resets_with_internal_error_and_tells_the_request() -> None:
+    """Aborting a stream sends RST_STREAM with INTERNAL_ERROR and errbacks the request's
+    ``notifyFinish`` (Twisted resets with NO_ERROR and leaves the request waiting)."""
+    held: list[Any] = []
+    gone: list[Failure] = []
+
+    def render(request: Any) -> Any:
+        request.notifyFinish().addErrback(gone.append)
+        held.append(request)
+        return NOT_DONE_YET
+
+    h = Harness(leaf(render))
+    stream_id = h.get("/")
+    held[0].channel.abortConnection()
+    resets = [e for e in h.receive() if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [
+        (stream_id, ErrorCodes.INTERNAL_ERROR)
+    ]
+    assert len(gone) == 1
+
+
+def test_client_reset_stops_a_producer_that_is_not_ours() -> None:
+    """RST_STREAM from the client stops the response's registered producer (``static.File``
+    would otherwise keep its file open; Twisted only errbacks ``notifyFinish``)."""
+
+    @implementer(IPushProducer)
+    class Producer:
+        stopped = 0
+
+        def pauseProducing(self) -> None:
+            pass
+
+        def resumeProducing(self) -> None:
+            pass
+
+        def stopProducing(self) -> None:
+            self.stopped += 1
+
+    producer = Producer()
+
+    def render(request: Any) -> Any:
+        request.registerProducer(producer, True)
+        request.write(b"x")
+        return NOT_DONE_YET
+
+    h = Harness(leaf(render))
+    stream_id = h.get("/")
+    h.client.reset_stream(stream_id, error_code=ErrorCodes.CANCEL)
+    h.send()
+    assert producer.stopped == 1
+
+
+def test_go_away_lets_open_streams_finish_then_closes() -> None:
+    """``go_away()`` sends GOAWAY (NO_ERROR, the last stream taken); the open stream runs to
+    its end, a stream opened afterwards is refused, and the connection then closes."""
+    h, resource = harness()
+    first = h.get("/endless")
+    h.turn()
+    h.receive()
+    h.conn.go_away()
+    late = h.get("/bytes?n=10")  # sent before the client read the GOAWAY
+    events = h.receive()
+    goaways = [(f.error_code, f.last_stream_id) for f in h.frames.goaways]
+    assert goaways == [(ErrorCodes.NO_ERROR, first)]
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [(late, ErrorCodes.REFUSED_STREAM)]
+    assert len(resource.requests) == 1
+    handle = stream_for(resource.requests[0])
+    assert handle is not None and not h.transport.disconnecting
+    handle.end()
+    for _ in range(3):
+        h.turn()
+    assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == first for e in h.receive())
+    assert handle.outcome is Outcome.COMPLETED
+    assert h.transport.disconnecting
+
+
+def test_go_away_on_an_idle_connection_closes_it_at_once() -> None:
+    """With no open stream, ``go_away()`` sends GOAWAY and closes the connection."""
+    h, _ = harness()
+    h.conn.go_away()
+    h.receive()
+    assert [(f.error_code, f.last_stream_id) for f in h.frames.goaways] == [(0, 0)]
+    assert h.transport.disconnecting
+
+
+def test_harness_uses_our_connection() -> None:
+    """The harness builds the class under test (so the tests above test it)."""
+    h, _ = harness()
+    assert isinstance(h.conn, StreamH2Connection)

@@ -46,6 +46,10 @@ SEND_BUDGET = 512 * 1024
 """Most DATA bytes one connection sends in one reactor turn. The transport usually pushes
 back first (past 64 KiB); this bounds the turn when it does not."""
 
+WRITE_BATCH = 128 * 1024
+"""DATA bytes framed before one write to the transport: as much as a TCP transport sends
+per turn (Twisted's ``SEND_LIMIT``), in one TLS write instead of one per 16 KiB frame."""
+
 
 class StreamH2Stream(H2Stream):
     """One HTTP/2 stream whose producer runs only while its connection lets it."""
@@ -255,30 +259,46 @@ class StreamH2Connection(H2Connection):
             waiting.callback(None)
 
     def _sendPrioritisedData(self, *args: object) -> None:
-        """Send DATA in priority order until the transport pushes back, every stream is
-        blocked (then wait for data), or this turn's budget is spent (then yield a turn)."""
+        """Send DATA in priority order, one write per batch of frames, until the transport
+        pushes back, every stream is blocked (then wait for data), or this turn's budget is
+        spent (then yield a turn)."""
         budget = self.send_budget
-        sent = False
-        while self._stillProducing:
-            if self._consumerBlocked is not None:
-                self._consumerBlocked.addCallback(self._sendPrioritisedData)
+        sent = 0
+        waiting = False
+        while self._stillProducing and self._consumerBlocked is None and sent < budget:
+            batch, waiting = self._send_batch(min(WRITE_BATCH, budget - sent))
+            sent += batch
+            if waiting:
                 break
-            if budget <= 0:
-                self._reactor.callLater(0, self._sendPrioritisedData)
-                break
-            try:
-                stream_id = next(self.priority)
-            except priority.DeadlockError:
-                self._sendingDeferred = Deferred()
-                self._sendingDeferred.addCallback(self._sendPrioritisedData)
-                break
-            budget -= self._send_frame(stream_id)
-            sent = True
-        if sent and self._stillProducing:
+        if not self._stillProducing:
+            return
+        if sent:
             self.resetTimeout()
+        if self._consumerBlocked is not None:
+            self._consumerBlocked.addCallback(self._sendPrioritisedData)
+        elif waiting:
+            self._sendingDeferred = Deferred()
+            self._sendingDeferred.addCallback(self._sendPrioritisedData)
+        else:
+            self._reactor.callLater(0, self._sendPrioritisedData)
+
+    def _send_batch(self, limit: int) -> tuple[int, bool]:
+        """Queue frames in priority order until ``limit`` DATA bytes or no stream can send,
+        then write them at once; the DATA bytes sent, and whether every stream is blocked."""
+        size = 0
+        waiting = False
+        try:
+            while size < limit:
+                size += self._send_frame(next(self.priority))
+        except priority.DeadlockError:
+            waiting = True
+        data = self.conn.data_to_send()
+        if data and self._stillProducing:
+            self._write(data)
+        return size, waiting
 
     def _send_frame(self, stream_id: int) -> int:
-        """Send one frame of ``stream_id``'s queue; the DATA bytes sent."""
+        """Queue one frame of ``stream_id``'s queue in h2's output; the DATA bytes in it."""
         queue = self._outboundStreamQueues[stream_id]
         if not queue:
             self.priority.block(stream_id)
@@ -287,7 +307,6 @@ class StreamH2Connection(H2Connection):
         if head is _END_STREAM_SENTINEL:
             queue.popleft()
             self.conn.end_stream(stream_id)
-            self._write(self.conn.data_to_send())
             self._requestDone(stream_id)
             return 0
         size = min(
@@ -305,7 +324,6 @@ class StreamH2Connection(H2Connection):
             head = view[:size]
         self._queued[stream_id] -= size
         self.conn.send_data(stream_id, head)
-        self._write(self.conn.data_to_send())
         if not queue:
             self.priority.block(stream_id)
         stream = self.streams.get(stream_id)
@@ -349,6 +367,9 @@ class StreamH2Connection(H2Connection):
         transport = self.transport
         if not self._stillProducing or transport is None:
             return
+        pending = self.conn.data_to_send()  # frames of a batch being built
+        if pending:
+            transport.write(pending)
         # Written past the transport's pushback: we are closing, and they are small.
         while self._bufferedControlFrames:
             transport.write(self._bufferedControlFrames.popleft())
