@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -9,11 +10,13 @@ import pytest
 import pytest_twisted
 from treq.client import HTTPClient
 from twisted.internet import reactor
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 
 from twisted_stream import StreamSite, stream_for
-from twisted_stream._stream import Stream
+from twisted_stream._engine._stream import Stream
 
 from .waiting import until
 
@@ -102,3 +105,32 @@ def serve_streams(server: Server, start: Callable[[Any], Any]) -> Served:
 
     server.serve(leaf(render))
     return served
+
+
+@pytest.fixture
+def logged() -> Generator[list[dict[str, Any]], None, None]:
+    """Error and critical log events (tracebacks, unhandled errors in Deferreds)."""
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") in (LogLevel.error, LogLevel.critical):
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield events
+    finally:
+        gc.collect()  # "Unhandled error in Deferred" is logged when the Deferred is collected
+        globalLogPublisher.removeObserver(observe)
+
+
+def logged_text(events: list[dict[str, Any]]) -> list[str]:
+    """Each event of :func:`logged` as its format, with the failure's type and message."""
+    texts = []
+    for event in events:
+        failure = event.get("log_failure")
+        text = str(event.get("log_format", ""))
+        if isinstance(failure, Failure):
+            text += f" [{failure.type.__name__}: {failure.value}]"
+        texts.append(text)
+    return texts

@@ -11,6 +11,8 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from .waiting import within
+
 
 class RawClient(Protocol):
     """Sends bytes, records what comes back, and lets a test wait for data or the close."""
@@ -69,3 +71,26 @@ async def connect(port: int, request: bytes = b"") -> RawClient:
 def get(path: str = "/", version: str = "1.1", method: str = "GET", extra: str = "") -> bytes:
     """A request line and Host header."""
     return f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+
+
+Response = tuple[int, dict[str, list[str]], bytes]
+"""Status, headers (lower-case names, every value) and body of one response."""
+
+
+def parse_response(raw: bytes) -> Response:
+    """Status, headers (lower-case names) and body of one raw HTTP/1.x response."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    assert sep, raw[:200]
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(status_line.split(" ")[1]), headers, body
+
+
+async def raw_get(port: int, path: str, method: str = "GET", extra: str = "") -> Response:
+    """Send an HTTP/1.0 request with exactly this path and read the response to the close."""
+    raw = await connect(port, get(path, version="1.0", method=method, extra=extra))
+    await within(raw.closed)
+    return parse_response(bytes(raw.received))

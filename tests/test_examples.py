@@ -25,8 +25,8 @@ from twisted.web.server import Site
 from examples import big_download, countdown, large_csv
 from twisted_stream import Outcome, State
 
+from .ops.test_plugin_e2e import Body, open_body, twistd_processes
 from .rawclient import connect, get
-from .test_plugin_e2e import Body, open_body, twistd_processes
 from .waiting import until, within
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -205,7 +205,10 @@ async def test_big_download_stops_generating_when_the_client_leaves(server: Any)
 async def test_existing_service_tac(twistd: Any, client: Any) -> None:
     """twistd -ny examples/existing_service.tac runs the echo server, the periodic task and
     the streaming site together: /ticks streams the task's ticks, the echo server echoes,
-    and SIGTERM ends the endless /ticks stream cleanly and exits without a traceback."""
+    and SIGTERM ends the endless /ticks stream cleanly and exits without a traceback.
+    Kind 6 (access-log lines of streams ended at shutdown outside the plugin), the reported
+    input: that stream's access-log line is written too (the tac's plain StreamSite logs to
+    the twistd log), with the bytes it sent."""
     env = {
         "STREAM_PORT": "tcp:0:interface=127.0.0.1",
         "ECHO_PORT": "tcp:0:interface=127.0.0.1",
@@ -229,6 +232,7 @@ async def test_existing_service_tac(twistd: Any, client: Any) -> None:
     await process.terminate()
     await within(ticks.done)  # ended cleanly: a complete response
     assert "ended 1 endless stream(s)" in process.output
+    assert f'"GET /ticks HTTP/1.1" 200 {len(ticks.data)} ' in process.output
 
 
 # Klein.

@@ -19,7 +19,7 @@ import struct
 import threading
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,18 +31,19 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.threads import blockingCallFromThread, deferToThread
-from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 
 from twisted_stream import ChunkTypeError, Outcome, SourceIdleTimeout, State, stream, stream_for
-from twisted_stream._events import Event, EventStreamResource
-from twisted_stream._file import FileTruncated
-from twisted_stream._file_resource import FileResource
+from twisted_stream._errors import FileTruncated
+from twisted_stream._events._event_stream import EventStreamResource
+from twisted_stream._events._sse import Event
+from twisted_stream._files._resource import FileResource
+from twisted_stream._ops._site import StreamSite
 from twisted_stream._settings import StreamSettings
-from twisted_stream._site import StreamSite
 
+from .conftest import logged_text
 from .rawclient import connect, get
 from .waiting import turns, until, within
 
@@ -124,34 +125,6 @@ def hard_close(raw: Protocol) -> None:
     transport: Any = raw.transport
     transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abortConnection()
-
-
-@pytest.fixture
-def logged() -> Generator[list[dict[str, Any]], None, None]:
-    """Error and critical log events (tracebacks, unhandled errors in Deferreds)."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_level") in (LogLevel.error, LogLevel.critical):
-            events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield events
-    finally:
-        gc.collect()  # "Unhandled error in Deferred" is logged when the Deferred is collected
-        globalLogPublisher.removeObserver(observe)
-
-
-def logged_text(events: list[dict[str, Any]]) -> list[str]:
-    texts = []
-    for event in events:
-        failure = event.get("log_failure")
-        text = str(event.get("log_format", ""))
-        if isinstance(failure, Failure):
-            text += f" [{failure.type.__name__}: {failure.value}]"
-        texts.append(text)
-    return texts
 
 
 class App:

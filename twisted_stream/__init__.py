@@ -1,30 +1,39 @@
-"""Stream HTTP responses from Twisted with real producer/consumer flow control."""
+"""Stream HTTP responses from Twisted with real producer/consumer flow control.
 
-from ._channel import Channel, SubscriberOverflow, Subscription
+The package is layered; a module imports only from its own layer or lower ones (a test
+checks it): the base modules ``_errors``, ``_settings``, ``_types`` < ``_http`` (the seam to
+Twisted) < ``_engine`` < ``_sources`` < ``_backends`` < ``_events``, ``_files`` < ``_ops`` <
+this module (the public API) < ``_demo`` < ``tap``. The README's Design section says more.
+"""
+
+from ._engine._outcome import Outcome, StreamResult
+from ._engine._state import State
+from ._engine._stream import Stream, stream_for
 from ._errors import (
     ChunkTypeError,
     ContentLengthError,
+    FileTruncated,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
+    SubscriberOverflow,
 )
-from ._events import Event, EventStreamResource, stream_events
-from ._file import FileTruncated
-from ._file_resource import FileResource
-from ._jinja import stream_template
-from ._metrics import StreamMetrics
-from ._mounts import Mounts
-from ._ndjson import NDJSONResource, stream_ndjson
-from ._outcome import Outcome, StreamResult
-from ._prometheus import MetricsResource
-from ._resource import StreamingResource
+from ._events._channel import Channel, Subscription
+from ._events._event_stream import EventStreamResource, stream_events
+from ._events._jinja import stream_template
+from ._events._ndjson import NDJSONResource, stream_ndjson
+from ._events._sse import Event
+from ._events._template import ElementResource, stream_element
+from ._files._resource import FileResource
+from ._ops._metrics import StreamMetrics
+from ._ops._mounts import Mounts
+from ._ops._prometheus import MetricsResource
+from ._ops._shutdown import GracefulShutdown
+from ._ops._site import StreamSite
+from ._ops._status import StatusResource
 from ._settings import StreamSettings
-from ._shutdown import GracefulShutdown
-from ._site import StreamSite
-from ._state import State
-from ._status import StatusResource
-from ._stream import Stream, stream, stream_for
-from ._template import ElementResource, stream_element
+from ._sources._resource import StreamingResource
+from ._sources._stream import stream
 
 __all__ = [
     "Channel",

@@ -1,4 +1,9 @@
-"""The few exceptions twisted_stream raises or reports."""
+"""Every exception twisted_stream raises or reports, all under :class:`StreamError`.
+
+``except StreamError`` catches each of them; those that are also a kind of built-in error
+(:class:`ChunkTypeError` a ``TypeError``, :class:`FileTruncated` an ``OSError``,
+:class:`StateError` a ``RuntimeError``) are caught by that too.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +33,31 @@ class ChunkTypeError(StreamError, TypeError):
 
 class SourceIdleTimeout(StreamError):
     """The source produced nothing for longer than the idle timeout."""
+
+
+class FileTruncated(StreamError, OSError):
+    """The file ended before the bytes the response promised (it shrank while served)."""
+
+
+class SubscriberOverflow(StreamError):
+    """A :class:`~twisted_stream.Channel` subscriber's queue overflowed with
+    ``overflow="disconnect"``."""
+
+
+class StateError(StreamError, RuntimeError):
+    """A signal arrived in a stream state where it cannot happen: a bug in the engine."""
+
+
+class HTTPRefusal(StreamError):
+    """A request is answered with ``code`` and a short plain-text ``message`` instead of a
+    body (a path that names no servable file, a failed precondition...)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MalformedRange(StreamError, ValueError):
+    """A range-spec of a ``Range`` header does not follow the grammar (RFC 9110 §14.1.1);
+    the header is then ignored."""

@@ -1,12 +1,18 @@
-"""Engine settings: one frozen record, overridable per site and per call."""
+"""Engine settings: one frozen record, overridable per site and per call.
+
+Each field's help text is in its ``metadata["help"]``: the plugin's ``--kebab-case`` options
+are reflected from :func:`dataclasses.fields` alone, so they work from an install that ships
+only compiled ``.pyc`` files.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ._threads import DEFAULT_THREAD_POOL_SIZE
+DEFAULT_THREAD_POOL_SIZE = 10
+"""Threads of a site's pool for ``threaded=True`` sources unless configured."""
 
 
 @dataclass(frozen=True)
@@ -15,34 +21,81 @@ class StreamSettings:
 
     A :class:`~twisted_stream.StreamSite` carries the site-wide settings; keywords given to
     :func:`stream` override them for one response. The plugin mirrors each field as a
-    ``--kebab-case`` option.
+    ``--kebab-case`` option, with the field's ``metadata["help"]`` as its help.
     """
 
-    buffer_size: int = 65536
-    """Bytes buffered per stream beyond the transport's own buffer; small chunks are coalesced
-    up to this, bigger ones split into writes of at most this."""
-    slice_seconds: float = 0.005
-    """Longest time one stream pulls from its source before letting the reactor run others."""
-    thread_pool_size: int = DEFAULT_THREAD_POOL_SIZE
-    """Threads that run ``threaded=True`` sources; further work waits for a free thread."""
-    stall_timeout: float = 60.0
-    """Seconds a stream may stay paused by its transport (the client is not reading) before
-    it is aborted as stalled; 0 turns it off."""
-    idle_timeout: float = 0.0
-    """Seconds the source may produce nothing (heartbeats aside) before the stream fails;
-    0 turns it off."""
-    deadline: float = 0.0
-    """Seconds a whole stream may last before it is aborted; 0 means no limit."""
-    max_streams: int = 0
-    """Streams served at once by the site; beyond it new ones get 503. 0 means no limit."""
-    max_streams_per_client: int = 0
-    """Streams served at once per client address; beyond it 503. 0 means no limit."""
-    trust_forwarded_for: bool = False
-    """Take the client address from ``X-Forwarded-For`` (only behind a proxy you trust)."""
-    retry_after: int = 5
-    """Seconds advertised in ``Retry-After`` when a stream is refused for a limit."""
-    compress: bool = False
-    """gzip streamed text responses for clients that accept it, flushing at every write."""
+    buffer_size: int = field(
+        default=65536,
+        metadata={
+            "help": "Bytes buffered per stream beyond the transport's own buffer; small "
+            "chunks are coalesced up to this, bigger ones split into writes of at most this."
+        },
+    )
+    slice_seconds: float = field(
+        default=0.005,
+        metadata={
+            "help": "Longest time one stream pulls from its source before letting the "
+            "reactor run others."
+        },
+    )
+    thread_pool_size: int = field(
+        default=DEFAULT_THREAD_POOL_SIZE,
+        metadata={
+            "help": "Threads that run threaded=True sources; further work waits for a free thread."
+        },
+    )
+    stall_timeout: float = field(
+        default=60.0,
+        metadata={
+            "help": "Seconds a stream may stay paused by its transport (the client is not "
+            "reading) before it is aborted as stalled; 0 turns it off."
+        },
+    )
+    idle_timeout: float = field(
+        default=0.0,
+        metadata={
+            "help": "Seconds the source may produce nothing (heartbeats aside) before the "
+            "stream fails; 0 turns it off."
+        },
+    )
+    deadline: float = field(
+        default=0.0,
+        metadata={
+            "help": "Seconds a whole stream may last before it is aborted; 0 means no limit."
+        },
+    )
+    max_streams: int = field(
+        default=0,
+        metadata={
+            "help": "Streams served at once by the site; beyond it new ones get 503. 0 means "
+            "no limit."
+        },
+    )
+    max_streams_per_client: int = field(
+        default=0,
+        metadata={
+            "help": "Streams served at once per client address; beyond it 503. 0 means no limit."
+        },
+    )
+    trust_forwarded_for: bool = field(
+        default=False,
+        metadata={
+            "help": "Take the client address from X-Forwarded-For (only behind a proxy you trust)."
+        },
+    )
+    retry_after: int = field(
+        default=5,
+        metadata={
+            "help": "Seconds advertised in Retry-After when a stream is refused for a limit."
+        },
+    )
+    compress: bool = field(
+        default=False,
+        metadata={
+            "help": "gzip streamed text responses for clients that accept it, flushing at "
+            "every write."
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("buffer_size", "thread_pool_size"):
@@ -70,7 +123,7 @@ class StreamSettings:
 DEFAULT_SETTINGS = StreamSettings()
 
 
-def settings_for(request: Any) -> StreamSettings:
+def settings_for(request: object) -> StreamSettings:
     """The settings of the site serving ``request`` (defaults for a plain ``Site``)."""
     site = getattr(request, "site", None)
     found = getattr(site, "stream_settings", None)

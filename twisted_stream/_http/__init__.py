@@ -1,2 +1,3 @@
-"""The seam to Twisted's web internals: connections (HTTP/1.1, HTTP/2) and request helpers.
-May import the top-level modules (``_errors``, ``_settings``, ``_types``) and Twisted."""
+"""The HTTP layer: the one seam to Twisted's web internals (:mod:`._twisted`); later our
+connection layer, request bodies and HTTP/2. May import only the base modules
+(``_errors``, ``_settings``, ``_types``) and Twisted."""

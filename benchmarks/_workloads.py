@@ -1,0 +1,298 @@
+"""The workloads: what each one asks of a server, how it is measured, what it reports.
+
+A workload names the routes it uses per target feature (``routes``, first match wins), its
+parameters for a full run and for a smoke run, the files it needs, and a ``measure``
+function that runs one trial against one server and returns its metrics. Adding one: write
+the measure function (the clients are in ``_clients.py``), add a ``Workload`` to
+``WORKLOADS`` below, and give the servers any route it needs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks import _clients as clients
+from benchmarks._proc import MB, GiB, KiB, MiB, Probe, Usage
+from benchmarks._server import ServerProcess
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key a measure function returns, and the unit shown
+    fmt: str = "{:,.0f}"
+    summary: bool = True  # shown in the summary table (else only in the workload's table)
+
+
+@dataclass
+class Trial:
+    """One measurement of a workload on one target."""
+
+    server: ServerProcess
+    path: str
+    params: Mapping[str, Any]
+    curl: bool  # download single responses with curl (else with the raw client)
+    usage: Usage | None = None  # what the measured span cost, for the per-trial line
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str  # for --only
+    title: Callable[[Mapping[str, Any]], str]
+    routes: Mapping[str, str]  # target feature -> path (a format string over the params)
+    measure: Callable[[Trial], dict[str, float]]
+    metrics: tuple[Metric, ...]
+    full: Mapping[str, Any]
+    smoke: Mapping[str, Any]
+    files: Callable[[Mapping[str, Any]], dict[str, int]] = field(default=lambda p: {})
+    fresh_server: bool = False  # a new server for every trial (memory is measured)
+    rounds: int = 3  # alternating rounds of a full run (--rounds overrides)
+    reference: tuple[str, ...] = ("aiohttp",)  # twisted_stream's ratio is to the first here
+
+    def route(self, features: frozenset[str]) -> str | None:
+        """The feature this workload uses on a target with ``features``, if any."""
+        return next((f for f in self.routes if f in features), None)
+
+
+def size_text(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size:,} {unit}"
+    return f"{n:,} B"
+
+
+def download(trial: Trial) -> clients.Transfer:
+    """The trial's path, fetched once by curl or the raw client, measured."""
+    probe = Probe(trial.server.pid)
+    fetch = clients.curl_get if trial.curl else clients.get
+    transfer = fetch(trial.server.port, trial.path)
+    trial.usage = probe.stop()
+    return transfer
+
+
+def cpu_per_gib(usage: Usage, nbytes: int) -> float:
+    return usage.server_cpu / (nbytes / GiB)
+
+
+def one_file(trial: Trial) -> dict[str, float]:
+    transfer = download(trial)
+    assert trial.usage is not None
+    if transfer.body != trial.params["size"]:
+        raise RuntimeError(f"{transfer.body:,} bytes, not {trial.params['size']:,}")
+    return {
+        "MB/s": transfer.body / transfer.seconds / MB,
+        "server CPU s/GiB": cpu_per_gib(trial.usage, transfer.body),
+    }
+
+
+def many_files(trial: Trial) -> dict[str, float]:
+    count = trial.params["clients"]
+    probe = Probe(trial.server.pid)
+    transfers = clients.get_many(trial.server.port, [trial.path] * count)
+    trial.usage = probe.stop()
+    total = sum(t.body for t in transfers)
+    if total != count * trial.params["size"]:
+        raise RuntimeError(f"{total:,} bytes, not {count} x {trial.params['size']:,}")
+    seconds = max(t.done_at for t in transfers) - min(t.sent_at for t in transfers)
+    return {"MB/s": total / seconds / MB, "server CPU s/GiB": cpu_per_gib(trial.usage, total)}
+
+
+def generated(trial: Trial) -> dict[str, float]:
+    n, size = trial.params["n"], trial.params["size"]
+    transfer = download(trial)
+    assert trial.usage is not None
+    if transfer.body < n * size:  # curl counts the payload, the raw client the framing too
+        raise RuntimeError(f"{transfer.body:,} bytes, less than {n:,} x {size:,}")
+    return {
+        "chunks/s": n / transfer.seconds,
+        "MB/s": n * size / transfer.seconds / MB,
+        "server CPU s/GiB": cpu_per_gib(trial.usage, n * size),
+    }
+
+
+def stalled(trial: Trial) -> dict[str, float]:
+    """Readers that stop after the first bytes; the server's RSS growth once it is stable."""
+    server, p = trial.server, trial.params
+    clients.get(server.port, "/gen?n=64&size=65536")  # warm up: first-use allocations
+    time.sleep(p["rest"])
+    baseline = server.rss()
+    probe = Probe(server.pid)
+    socks = clients.open_stalled(server.port, trial.path, p["clients"])
+    try:
+        started = time.monotonic()
+        history: list[tuple[float, int]] = []
+        while True:
+            now = time.monotonic()
+            history.append((now, server.rss()))
+            window = [rss for t, rss in history if t >= now - p["stable_for"]]
+            if now - started >= p["stable_for"] and max(window) - min(window) < 256 * KiB:
+                break
+            if now - started > p["max_wait"]:
+                break
+            time.sleep(0.1)
+    finally:
+        trial.usage = probe.stop()
+        for sock in socks:
+            sock.close()
+    return {
+        "RSS growth MB": (history[-1][1] - baseline) / MB,
+        "settled after s": history[-1][0] - started,
+    }
+
+
+def idle_events(trial: Trial) -> dict[str, float]:
+    """Event streams open and idle but for their events: server RSS per stream and CPU."""
+    server, p = trial.server, trial.params
+    warm = clients.EventStreams(server.port, trial.path)  # first-use allocations
+    warm.open(p["warmup"])
+    warm.drain(p["every"] * 1.5)
+    warm.close()
+    time.sleep(p["rest"])  # the server notices the closed warm-up streams
+    baseline = server.rss()
+    streams = clients.EventStreams(server.port, trial.path)
+    try:
+        streams.open(p["streams"])
+        streams.drain(p["settle"])
+        opened = server.rss()
+        before = streams.events
+        probe = Probe(server.pid)
+        streams.drain(p["window"])
+        trial.usage = probe.stop()
+        events = streams.events - before
+        rss = max(opened, server.rss())
+    finally:
+        streams.close()
+    return {
+        "RSS/stream KB": (rss - baseline) / p["streams"] / 1000,
+        "server CPU %": trial.usage.server_percent,
+        "events/s/stream": events / p["streams"] / trial.usage.seconds,
+    }
+
+
+def first_byte(trial: Trial) -> dict[str, float]:
+    count = trial.params["count"]
+    for _ in range(3):  # warm up
+        clients.first_byte(trial.server.port, trial.path)
+    probe = Probe(trial.server.pid)
+    times = [clients.first_byte(trial.server.port, trial.path) for _ in range(count)]
+    trial.usage = probe.stop()
+    p90 = statistics.quantiles(times, n=10)[-1]
+    return {"ms": statistics.median(times) * 1000, "p90 ms": p90 * 1000}
+
+
+OTHER_LOAD = "other load %"
+"""Added to a trial's figures by the suite: CPU time other processes took during the
+measured span, in % of one CPU (noise: large values mean a shared machine)."""
+MBPS = Metric("MB/s")
+CPU_GIB = Metric("server CPU s/GiB", "{:.2f}")
+FILE_REFERENCE = ("nginx", "aiohttp")
+SSE_FULL = {
+    "streams": 2000,
+    "every": 1.0,
+    "warmup": 50,
+    "settle": 2.0,
+    "window": 10.0,
+    "rest": 0.5,
+}
+SSE_SMOKE = {"streams": 10, "every": 0.05, "warmup": 2, "settle": 0.1, "window": 0.2, "rest": 0.05}
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in [
+        Workload(
+            "file_1g",
+            lambda p: f"{size_text(p['size'])} file, one client",
+            {"files": "/files/one.bin"},
+            one_file,
+            (MBPS, CPU_GIB),
+            full={"size": GiB},
+            smoke={"size": 4 * MiB},
+            files=lambda p: {"one.bin": p["size"]},
+            reference=FILE_REFERENCE,
+            rounds=5,
+        ),
+        Workload(
+            "files_32x64m",
+            lambda p: f"{p['clients']} x {size_text(p['size'])} files, copy-free client",
+            {"files": "/files/each.bin"},
+            many_files,
+            (MBPS, CPU_GIB),
+            full={"clients": 32, "size": 64 * MiB},
+            smoke={"clients": 4, "size": MiB},
+            files=lambda p: {"each.bin": p["size"]},
+            reference=FILE_REFERENCE,
+            rounds=5,
+        ),
+        Workload(
+            "chunks_100b",
+            lambda p: f"{p['n']:,} x {size_text(p['size'])} generated chunks",
+            {"gen": "/gen?n={n}&size={size}"},
+            generated,
+            (Metric("chunks/s"), Metric("MB/s", summary=False), CPU_GIB),
+            full={"n": 1_000_000, "size": 100},
+            smoke={"n": 2_000, "size": 100},
+        ),
+        Workload(
+            "chunks_64k",
+            lambda p: f"{p['n']:,} x {size_text(p['size'])} generated chunks",
+            {"gen": "/gen?n={n}&size={size}"},
+            generated,
+            (MBPS, Metric("chunks/s", summary=False), CPU_GIB),
+            full={"n": 16_384, "size": 64 * KiB},
+            smoke={"n": 64, "size": 64 * KiB},
+            rounds=5,
+        ),
+        Workload(
+            "stalled_200",
+            lambda p: f"{p['clients']} stalled readers of a generated stream",
+            {"gen": "/gen?n=16384&size=65536"},
+            stalled,
+            (Metric("RSS growth MB", "{:.1f}"), Metric("settled after s", "{:.1f}", False)),
+            full={"clients": 200, "stable_for": 2.0, "max_wait": 20.0, "rest": 0.3},
+            smoke={"clients": 5, "stable_for": 0.1, "max_wait": 1.0, "rest": 0.0},
+            fresh_server=True,
+        ),
+        Workload(
+            "sse_agen",
+            lambda p: f"{p['streams']:,} idle SSE, async generator, 1 event/{p['every']:g} s",
+            {"sse": "/sse/agen"},
+            idle_events,
+            (
+                Metric("RSS/stream KB", "{:.1f}"),
+                Metric("server CPU %", "{:.1f}"),
+                Metric("events/s/stream", "{:.2f}", False),
+            ),
+            full=SSE_FULL,
+            smoke=SSE_SMOKE,
+            fresh_server=True,
+        ),
+        Workload(
+            "sse_channel",
+            lambda p: f"{p['streams']:,} idle SSE, Channel fan-out, 1 event/{p['every']:g} s",
+            {"sse": "/sse/channel"},
+            idle_events,
+            (
+                Metric("RSS/stream KB", "{:.1f}"),
+                Metric("server CPU %", "{:.1f}"),
+                Metric("events/s/stream", "{:.2f}", False),
+            ),
+            full=SSE_FULL,
+            smoke=SSE_SMOKE,
+            fresh_server=True,
+        ),
+        Workload(
+            "ttfb",
+            lambda p: f"time to first byte, 16 x 1 KiB (or a 16 KiB file), {p['count']} requests",
+            {"gen": "/gen?n=16&size=1024", "files": "/files/ttfb.bin"},
+            first_byte,
+            (Metric("ms", "{:.2f}"), Metric("p90 ms", "{:.2f}", False)),
+            full={"count": 300},
+            smoke={"count": 10},
+            rounds=5,
+            files=lambda p: {"ttfb.bin": 16 * KiB},
+        ),
+    ]
+}

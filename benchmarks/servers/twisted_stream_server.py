@@ -1,0 +1,62 @@
+"""twisted_stream through its public API: ``FileResource``, ``stream()``, ``stream_events()``
+and ``EventStreamResource`` on a ``StreamSite`` with default settings (features: files, gen,
+sse). Run by the suite; see ``_common`` for the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from benchmarks.servers._common import CONTENT_TYPE, chunks, gen_params, parse_args, run
+from benchmarks.servers._twisted import Leaf, listen_and_run, ping, query
+
+
+def make_site(root: str | None, sse_every: float) -> Any:
+    from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall, deferLater
+    from twisted.web.resource import Resource
+
+    from twisted_stream import (
+        Channel,
+        Event,
+        EventStreamResource,
+        FileResource,
+        StreamSite,
+        stream,
+        stream_events,
+    )
+
+    def gen(request: Any) -> Any:
+        n, size = gen_params(query(request))
+        return stream(request, chunks(n, size), content_type=CONTENT_TYPE)
+
+    async def ticks() -> AsyncIterator[Event]:
+        """An endless event source as users write it: an event, then ``deferLater``."""
+        number = 0
+        while True:
+            number += 1
+            yield Event(f"tick {number}", id=str(number))
+            await deferLater(reactor, sse_every, lambda: None)
+
+    channel = Channel()
+    LoopingCall(channel.publish, "tick").start(sse_every, now=False)
+
+    top = Resource()
+    top.putChild(b"ping", Leaf(ping))
+    top.putChild(b"gen", Leaf(gen))
+    sse = Resource()
+    sse.putChild(b"agen", Leaf(lambda request: stream_events(request, ticks())))
+    sse.putChild(b"channel", EventStreamResource(channel))
+    top.putChild(b"sse", sse)
+    if root:
+        top.putChild(b"files", FileResource(root))
+    return StreamSite(top)
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    run(lambda: listen_and_run(make_site(args.root, args.sse_every), args.port), args.profile)
+
+
+if __name__ == "__main__":
+    main()

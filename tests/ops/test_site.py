@@ -1,0 +1,99 @@
+"""``StreamSite``: the registry of active streams."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+import pytest_twisted
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from twisted_stream import GracefulShutdown, Outcome, StreamSite, stream, stream_for
+
+from ..conftest import leaf
+from ..waiting import until, within
+
+
+@pytest_twisted.ensureDeferred
+async def test_active_streams_are_tracked_until_they_end(server: Any, client: Any) -> None:
+    """A running stream is in site.active_streams and leaves it when it ends."""
+    gate: Deferred[bytes] = Deferred()
+    handles: list[Any] = []
+
+    def render(request: Any) -> Any:
+        result = stream(request, iter([b"a", gate]))
+        handles.append(stream_for(request))
+        return result
+
+    site = server.serve(leaf(render))
+    response = client.get(server.url())
+    await until(lambda: bool(handles))
+    assert site.active_streams == {handles[0]}
+    gate.callback(b"b")
+    assert await (await within(response)).content() == b"ab"
+    await within(handles[0].when_done())
+    assert site.active_streams == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ended_streams_and_their_requests_are_freed(server: Any, client: Any) -> None:
+    """Nothing global keeps a finished stream or its request alive."""
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[Any]] = []
+
+    def render(request: Any) -> Any:
+        result = stream(request, iter([b"a"]))
+        refs.append(weakref.ref(stream_for(request)))
+        refs.append(weakref.ref(request))
+        return result
+
+    server.serve(leaf(render))
+    for _ in range(3):
+        assert await (await client.get(server.url())).content() == b"a"
+    await client._agent._pool.closeCachedConnections()
+    gc.collect()
+    assert [r() for r in refs] == [None] * len(refs)
+
+
+@pytest_twisted.ensureDeferred
+async def test_streams_ended_at_shutdown_get_their_access_log_line(
+    client: Any, tmp_path: pathlib.Path
+) -> None:
+    """Kind 6 (access-log lines of streams ended at shutdown outside the plugin): a plain
+    StreamSite with GracefulShutdown, as the README's integration recipe and
+    ``examples/existing_service.tac`` build it. The port stops listening first (closing a
+    ``Site``'s log), then the grace period ends an endless stream and aborts an unfinished
+    one: each still gets its access-log line, with its real status and bytes, and the log
+    is closed after the last."""
+    log = tmp_path / "access.log"
+    handles: list[Any] = []
+
+    def render(request: Any) -> Any:
+        result = stream(request, iter([b"12345", Deferred()]))
+        handle = stream_for(request)
+        handle.endless = request.path == b"/endless"
+        handles.append(handle)
+        return result
+
+    site = StreamSite(leaf(render), logPath=str(log))
+    shutdown = GracefulShutdown(site, grace_period=0.05)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    url = f"http://127.0.0.1:{port.getHost().port}"
+    responses = [await within(client.get(url + path)) for path in ("/endless", "/unfinished")]
+    bodies = [treq.collect(response, lambda data: None) for response in responses]
+    await until(lambda: len(handles) == 2 and all(h.bytes_sent == 5 for h in handles))
+    await within(port.stopListening())
+    await within(shutdown.stopService())
+    assert [h.outcome for h in handles] == [Outcome.COMPLETED, Outcome.ABORTED]
+    await within(bodies[0])
+    with pytest.raises(Exception):  # noqa: B017 - any client-side failure
+        await within(bodies[1])
+    lines = log.read_text()
+    assert '"GET /endless HTTP/1.1" 200 5 ' in lines
+    assert '"GET /unfinished HTTP/1.1" 200 5 ' in lines
+    assert site._logFile is None

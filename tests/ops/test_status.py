@@ -1,0 +1,311 @@
+"""The live status page (``twisted_stream._ops._status``): HTML, the JSON snapshot, the event
+stream feeding it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from twisted_stream import Outcome, stream, stream_for
+from twisted_stream._ops._status import StatusResource, _Rates, render_page
+
+from ..conftest import leaf
+from ..rawclient import RawClient, connect, get
+from ..waiting import until, within
+
+INTERVAL = 0.1
+
+
+class App:
+    """A site with ``/gate`` streams (each waits on its own Deferred) and the status page at
+    ``/status``; ``handles`` are the streams in the order they started."""
+
+    def __init__(self, server: Any, **status: Any) -> None:
+        self.gates: list[Deferred[bytes]] = []
+        self.handles: list[Any] = []
+        self.status = StatusResource(interval=INTERVAL, **status)
+        root = Resource()
+        root.putChild(b"gate", leaf(self._gated))
+        root.putChild(b"status", self.status)
+        self.site = server.serve(root)
+        self.server = server
+
+    def _gated(self, request: Any) -> Any:
+        gate: Deferred[bytes] = Deferred()
+        self.gates.append(gate)
+        result = stream(request, iter([b"start;", gate]))
+        self.handles.append(stream_for(request))
+        return result
+
+    async def start(self, path: str = "/gate") -> tuple[RawClient, Any]:
+        """Start one gated stream from a raw client; wait until its first bytes arrive."""
+        count = len(self.handles)
+        raw = await connect(self.server.port, get(path))
+        await within(raw.received_at_least(1))
+        await until(lambda: len(self.handles) > count, what="the stream to start")
+        return raw, self.handles[count]
+
+
+class Feed:
+    """A raw HTTP/1.0 client of the event stream (no chunked framing to undo)."""
+
+    def __init__(self, raw: RawClient) -> None:
+        self.raw = raw
+
+    @classmethod
+    async def open(cls, server: Any, path: str = "/status?events") -> Feed:
+        return cls(await connect(server.port, get(path, version="1.0")))
+
+    def head(self) -> str:
+        return bytes(self.raw.received).partition(b"\r\n\r\n")[0].decode("latin-1")
+
+    def events(self) -> list[dict[str, Any]]:
+        body = bytes(self.raw.received).partition(b"\r\n\r\n")[2].decode("utf-8")
+        found = []
+        for block in body.split("\n\n")[:-1]:  # the last one may be incomplete
+            data = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
+            if data:
+                found.append(json.loads("\n".join(data)))
+        return found
+
+    async def until(self, condition: Any, what: str) -> dict[str, Any]:
+        """The first snapshot, counting from now, for which ``condition`` holds."""
+        seen = len(self.events())
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            events = self.events()
+            found[:] = [e for e in events[seen:] if condition(e)]
+            return bool(found)
+
+        await until(check, what=what)
+        return found[0]
+
+
+def paths(snapshot: dict[str, Any]) -> list[str]:
+    return [s["path"] for s in snapshot["streams"]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_page_lists_active_streams_and_totals(server: Any, client: Any) -> None:
+    """The HTML page is complete as served: each active stream with its path, client, bytes,
+    rate, paused flag and age, and the totals; it then connects to its own event stream. A
+    hostile path is escaped."""
+    app = App(server)
+    raw, handle = await app.start('/gate?x=<script>alert("x")</script>')
+    response = await within(client.get(server.url("/status")))
+    page = await within(response.text())
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
+    assert "default-src 'none'" in response.headers.getRawHeaders("content-security-policy")[0]
+    assert response.headers.getRawHeaders("cache-control") == ["no-store"]
+    assert "<script>alert" not in page
+    assert "/gate?x=&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<td>127.0.0.1</td>" in page
+    assert "<td>6 B</td>" in page, "bytes sent: start;"
+    assert '<td id="total-streams_active">1</td>' in page
+    assert 'new EventSource("?events")' in page
+    assert "1 streams" in page
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+
+
+@pytest_twisted.ensureDeferred
+async def test_json_snapshot(server: Any, client: Any) -> None:
+    """``?json`` gives one snapshot: every active stream's figures and the site's totals,
+    which include streams that already ended."""
+    app = App(server)
+    raw, handle = await app.start()
+    second, other = await app.start("/gate?n=2")
+    second.transport.abortConnection()  # type: ignore[union-attr]
+    assert (await within(other.when_done())).outcome is Outcome.CLIENT_GONE
+    response = await within(client.get(server.url("/status?json")))
+    assert response.headers.getRawHeaders("content-type") == ["application/json; charset=utf-8"]
+    snap = json.loads(await within(response.text()))
+    assert snap["active"] == snap["shown"] == 1
+    (only,) = snap["streams"]
+    assert only["path"] == "/gate"
+    assert only["client"] == "127.0.0.1"
+    assert only["bytes_sent"] == len(b"start;")
+    assert only["paused"] is False
+    assert only["state"] == "waiting"
+    assert 0 <= only["age"] < 30
+    assert only["rate"] >= 0
+    assert snap["totals"]["streams_active"] == 1
+    assert snap["totals"]["streams_started"] == 2
+    assert snap["totals"]["streams_client_gone"] == 1
+    assert snap["totals"]["bytes_sent"] == 2 * len(b"start;")
+    app.gates[0].callback(b"end")
+    assert (await within(handle.when_done())).outcome is Outcome.COMPLETED
+    del raw
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_feed_follows_streams_as_they_come_and_go(server: Any) -> None:
+    """The event stream sends a snapshot at once and one per interval: a stream appears
+    while it runs and is gone from the next snapshot after its client disconnects; the
+    totals count it as ended by the client."""
+    app = App(server)
+    feed = await Feed.open(server)
+    first = await feed.until(lambda e: True, "the first snapshot")
+    assert "retry: 2000" in bytes(feed.raw.received).decode()
+    assert "text/event-stream" in feed.head()
+    assert paths(first) == ["/status?events"], "the feed is a stream of the site too"
+    raw, handle = await app.start("/gate?watched=1")
+    seen = await feed.until(lambda e: "/gate?watched=1" in paths(e), "the stream to show")
+    row = next(s for s in seen["streams"] if s["path"] == "/gate?watched=1")
+    assert row["bytes_sent"] == 6
+    assert row["client"] == "127.0.0.1"
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+    gone = await feed.until(lambda e: "/gate?watched=1" not in paths(e), "the stream to go")
+    assert gone["totals"]["streams_client_gone"] == 1
+    assert gone["totals"]["streams_active"] == 1
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_rate_is_measured_between_snapshots(server: Any) -> None:
+    """The rate of a stream is the bytes it sent between two snapshots over the time between
+    them: a stream that sends nothing more drops to 0."""
+    app = App(server)
+    feed = await Feed.open(server)
+    raw, handle = await app.start()
+    idle = await feed.until(
+        lambda e: any(s["path"] == "/gate" and s["rate"] == 0 for s in e["streams"]),
+        "the idle stream's rate to fall to 0",
+    )
+    assert idle["streams"]
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+def test_rates_unit() -> None:
+    """``_Rates``: average since the start for a first sighting, then the delta per second;
+    forgotten streams are dropped."""
+
+    class FakeStream:
+        bytes_sent = 1000
+        age = 2.0
+
+    rates = _Rates()
+    stream: Any = FakeStream()
+    assert rates.rate(1, stream, now=10.0) == 500.0
+    stream.bytes_sent = 1300
+    assert rates.rate(1, stream, now=10.5) == 600.0
+    assert rates.rate(1, stream, now=10.5) == 0.0, "no time passed: no division by zero"
+    rates.forget_except(set())
+    assert rates._last == {}
+
+
+def pending_deferreds() -> list[Any]:
+    """Delayed calls that would fire a Deferred (what ``deferLater`` schedules)."""
+    return [
+        call
+        for call in reactor.getDelayedCalls()
+        if getattr(call.func, "__name__", "") == "callback"
+        and isinstance(getattr(call.func, "__self__", None), Deferred)
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_the_feed_releases_it(server: Any) -> None:
+    """When the page's client leaves, the feed stream ends as client-gone, its source is
+    closed and no timer of it remains in the reactor."""
+    app = App(server)
+    feed = await Feed.open(server)
+    await feed.until(lambda e: True, "the first snapshot")
+    (handle,) = list(app.site.active_streams)
+    assert pending_deferreds(), "the feed waits for its next snapshot"
+    assert handle.endless, "graceful shutdown ends the feed cleanly instead of aborting it"
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+    result = await within(handle.when_done())
+    assert result.outcome is Outcome.CLIENT_GONE
+    await within(handle.source_closed)
+    assert pending_deferreds() == [], "the wait for the next snapshot was cancelled"
+    assert not app.site.active_streams
+
+
+@pytest_twisted.ensureDeferred
+async def test_graceful_end_of_the_feed(server: Any) -> None:
+    """``Stream.end()`` (what graceful shutdown does to endless streams) finishes the feed
+    cleanly: the client sees the end of the body, not a reset."""
+    app = App(server)
+    feed = await Feed.open(server)
+    await feed.until(lambda e: True, "the first snapshot")
+    (handle,) = list(app.site.active_streams)
+    handle.end()
+    assert (await within(handle.when_done())).outcome is Outcome.COMPLETED
+    await within(feed.raw.closed)
+    assert bytes(feed.raw.received).endswith(b"\n\n")
+
+
+@pytest_twisted.ensureDeferred
+async def test_max_rows_lists_the_oldest(server: Any, client: Any) -> None:
+    """Past ``max_rows`` the snapshot lists the oldest streams and says how many it left
+    out; the totals still count them all."""
+    app = App(server, max_rows=2)
+    started = [await app.start(f"/gate?n={n}") for n in range(3)]
+    response = await within(client.get(server.url("/status?json")))
+    snap = json.loads(await within(response.text()))
+    assert snap["active"] == 3
+    assert snap["shown"] == 2
+    assert paths(snap) == ["/gate?n=0", "/gate?n=1"]
+    assert snap["totals"]["streams_active"] == 3
+    page = await within((await within(client.get(server.url("/status")))).text())
+    assert "showing the 2 oldest of 3 streams" in page
+    for raw, handle in started:
+        raw.transport.abortConnection()
+        await within(handle.when_done())
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_subpaths_head_and_plain_sites(server: Any, client: Any) -> None:
+    """Paths below the page are 404; HEAD of the feed answers the event stream's headers
+    (Kind 2: those its GET sends, no ``Content-Length: 0``) and leaves no stream open; under
+    a plain ``Site`` the page explains it has nothing to show."""
+    app = App(server)
+    response = await within(client.get(server.url("/status/other")))
+    assert response.code == 404
+    await within(response.content())
+    response = await within(client.head(server.url("/status?events")))
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type")[0].startswith("text/event-stream")
+    assert response.headers.getRawHeaders("x-accel-buffering") == ["no"]
+    assert response.headers.getRawHeaders("content-length") is None
+    assert not app.site.active_streams
+
+    port = reactor.listenTCP(0, Site(StatusResource()), interface="127.0.0.1")
+    server.ports.append(port)
+    response = await within(client.get(server.url("/")))
+    assert response.code == 500
+    assert "not a twisted_stream StreamSite" in await within(response.text())
+
+
+def test_render_page_without_streams() -> None:
+    """The page renders for an idle site (no rows, no mean time to first byte yet)."""
+    snap = {
+        "active": 0,
+        "shown": 0,
+        "streams": [],
+        "totals": {"streams_active": 0, "ttfb_seconds_count": 0, "ttfb_seconds_sum": 0.0},
+    }
+    page = render_page(snap)
+    assert '<td id="total-ttfb_average">-</td>' in page
+    assert "<tbody></tbody>" in page
+
+
+def test_constructor_checks() -> None:
+    """A non-positive interval or a negative row limit is refused at once."""
+    with pytest.raises(ValueError, match="interval"):
+        StatusResource(interval=0)
+    with pytest.raises(ValueError, match="max_rows"):
+        StatusResource(max_rows=-1)

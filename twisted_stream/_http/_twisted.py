@@ -1,0 +1,200 @@
+"""The only module that reads or changes Twisted's request and channel internals.
+
+Everything the engine needs of a request beyond :class:`~twisted_stream._types.StreamRequest`
+is here, named for what it means: whether the client has gone (``_disconnected``), whether
+the headers went out (``startedWriting``), fake HEAD (``_inFakeHead``), Twisted's response
+encoder (``_encoder``), the site and channel of a request, aborting a connection or an HTTP/2
+stream, and the answers written in place of a stream (the 500 page, the 503 refusal), the
+request line for logs, the client address and the access-log line. Checked against
+Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+from twisted.web.server import _GzipEncoder
+
+from .._types import Clock, StreamRequest
+
+FORCE_ABORT_AFTER = 15.0
+"""Seconds a failed response may take to flush what it sent before the connection is reset
+(the same grace Twisted's ``HTTPChannel.abortTimeout`` gives)."""
+
+REPRESENTATION_HEADERS = (
+    b"content-length",
+    b"content-encoding",
+    b"content-range",
+    b"etag",
+    b"last-modified",
+    b"content-disposition",
+)
+"""Headers describing the body a resource meant to send: dropped when another answer (an
+error page, a refusal) is written in its place."""
+
+
+# State of the request and its connection.
+
+
+def is_disconnected(request: StreamRequest) -> bool:
+    """Whether the client had gone before we looked (``Request._disconnected``)."""
+    return bool(getattr(request, "_disconnected", False))
+
+
+def headers_sent(request: StreamRequest) -> bool:
+    """Whether the status line and headers were written (``Request.startedWriting``)."""
+    return bool(getattr(request, "startedWriting", False))
+
+
+def in_fake_head(request: StreamRequest) -> bool:
+    """Whether Twisted renders a HEAD request as GET and drops the body (``_inFakeHead``)."""
+    return bool(getattr(request, "_inFakeHead", False))
+
+
+def has_channel(request: StreamRequest) -> bool:
+    """Whether the request is still attached to its connection (Twisted detaches it once
+    the response is done or the connection is lost)."""
+    return getattr(request, "channel", None) is not None
+
+
+def site_of(request: StreamRequest) -> object | None:
+    """The site serving ``request`` (``Request.site``), None outside a ``Site``."""
+    site: object | None = getattr(request, "site", None)
+    return site
+
+
+def default_content_type(request: StreamRequest) -> bytes | None:
+    """The site's default ``Content-Type`` (``Request.defaultContentType``)."""
+    found = getattr(request, "defaultContentType", None)
+    return found if isinstance(found, bytes) else None
+
+
+def transport_of(request: StreamRequest) -> object | None:
+    """The transport of the connection carrying ``request`` (None once detached)."""
+    transport: object | None = getattr(getattr(request, "channel", None), "transport", None)
+    return transport
+
+
+def has_gzip_encoder(request: StreamRequest) -> bool:
+    """Whether Twisted's gzip encoder (``EncodingResourceWrapper`` with
+    ``GzipEncoderFactory``) is set to encode this response."""
+    return isinstance(getattr(request, "_encoder", None), _GzipEncoder)
+
+
+def drop_gzip_encoder(request: StreamRequest) -> bool:
+    """Remove Twisted's gzip encoder (``EncodingResourceWrapper`` with
+    ``GzipEncoderFactory``), which holds the body back until ``finish()``; True if there was
+    one. The ``gzip`` it added to ``Content-Encoding`` is the caller's to remove."""
+    if not has_gzip_encoder(request):
+        return False
+    request._encoder = None  # type: ignore[attr-defined]
+    return True
+
+
+# Ending a connection abnormally.
+
+
+def abort_connection(request: StreamRequest, clock: Clock, *, flush: bool) -> IDelayedCall | None:
+    """End the connection (HTTP/1) or the stream (HTTP/2) carrying ``request`` abnormally.
+
+    With ``flush``, an HTTP/1.1 client first receives what was already sent, then the
+    connection closes short of the chunked terminator or the Content-Length, which every
+    client reports as an incomplete body; a client that does not drain it within
+    :data:`FORCE_ABORT_AFTER` is reset (the returned call does that; cancel it when the
+    connection goes). HTTP/1.0 without a length cannot signal truncation by closing, so it
+    is reset at once, as is everything without ``flush``. HTTP/2 resets just the stream.
+    """
+    channel = getattr(request, "channel", None)
+    if channel is None:
+        return None
+    stream_abort = getattr(channel, "abortConnection", None)  # H2Stream: RST_STREAM
+    if stream_abort is not None:
+        stream_abort()
+        return None
+    transport = getattr(channel, "transport", None)
+    if transport is None:
+        return None
+    delimited = request.clientproto != b"HTTP/1.0" or request.responseHeaders.hasHeader(
+        b"content-length"
+    )
+    if not (flush and delimited):
+        transport.abortConnection()
+        return None
+    transport.loseConnection()
+    return clock.callLater(FORCE_ABORT_AFTER, transport.abortConnection)
+
+
+# Answers written instead of a stream.
+
+
+def _answer(request: StreamRequest, code: int, content_type: bytes, body: bytes) -> None:
+    """Answer ``code`` with ``body``, dropping the headers of the body the resource meant to
+    send (:data:`REPRESENTATION_HEADERS`)."""
+    request.setResponseCode(code)
+    headers = request.responseHeaders
+    for name in REPRESENTATION_HEADERS:
+        headers.removeHeader(name)
+    headers.setRawHeaders(b"content-type", [content_type])
+    headers.setRawHeaders(b"content-length", [b"%d" % len(body)])
+    request.write(body)
+    request.finish()
+
+
+def send_error_page(request: StreamRequest, reason: Failure) -> None:
+    """Answer 500 for a stream that failed before its headers went out; the traceback is
+    shown only with the site's ``displayTracebacks``."""
+    if getattr(site_of(request), "displayTracebacks", False):
+        detail = "<pre>" + escape(reason.getTraceback()) + "</pre>"
+    else:
+        detail = "<p>The response could not be produced.</p>"
+    body = (
+        "<html><head><title>500 Internal Server Error</title></head><body>"
+        "<h1>Internal Server Error</h1>" + detail + "</body></html>"
+    ).encode()
+    _answer(request, 500, b"text/html; charset=utf-8", body)
+
+
+def send_refusal(request: StreamRequest, reason: str, retry_after: int) -> None:
+    """Answer 503 with ``Retry-After`` (seconds): the limit is temporary, nothing running is
+    touched."""
+    request.responseHeaders.setRawHeaders(b"retry-after", [b"%d" % retry_after])
+    body = f"Service Unavailable: {reason}.\n".encode()
+    _answer(request, 503, b"text/plain; charset=utf-8", body)
+
+
+# Logging.
+
+
+def request_line(request: StreamRequest) -> str:
+    """``METHOD URI HTTP/x.y`` of ``request``, for log lines."""
+    parts = (request.method, request.uri, request.clientproto)
+    return " ".join(p.decode("latin-1") if isinstance(p, bytes) else str(p) for p in parts)
+
+
+def client_address(request: StreamRequest, trust_forwarded_for: bool) -> str:
+    """The client a stream counts against: the connection's peer, or with
+    ``trust_forwarded_for`` the address the (trusted) proxy appended last to
+    ``X-Forwarded-For`` (earlier entries are the client's own claims)."""
+    if trust_forwarded_for:
+        values = request.requestHeaders.getRawHeaders(b"x-forwarded-for") or []
+        hops = [h.strip() for v in values for h in v.split(b",") if h.strip()]
+        if hops:
+            return hops[-1].decode("latin-1")
+    host = getattr(request.getClientAddress(), "host", None)
+    return str(host) if host is not None else "local"  # UNIX sockets: one local client
+
+
+def write_access_log(request: StreamRequest) -> None:
+    """Write the access-log line of a response that ended without ``finish()`` (aborted,
+    client gone), so it carries the real status and bytes sent like every other line.
+    Nothing for a finished request: Twisted logged it."""
+    if getattr(request, "finished", True):
+        return
+    factory = getattr(getattr(request, "channel", None), "factory", None)
+    if factory is None:
+        factory = site_of(request)
+    log = getattr(factory, "log", None)
+    if log is not None:
+        log(request)

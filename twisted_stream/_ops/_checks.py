@@ -1,0 +1,148 @@
+"""Checking what ``twistd streamweb`` is given: endpoints, headers, ``--app`` and ``--path``.
+
+Each check returns the value to use or raises ``UsageError`` with a one-line message naming
+the option and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+
+from twisted.internet import endpoints
+from twisted.python import usage
+from twisted.web.resource import IResource
+
+from .._files._resource import FileResource
+from .._sources._stream import default_reactor
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def check_endpoint(description: str, option: str) -> str:
+    """The server endpoint description for the text given to ``option``: a bare port number
+    means ``tcp:N``. Raises ``UsageError`` for a malformed description or a port out of range.
+    """
+    text = description.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        text = f"tcp:{int(text)}"
+    try:
+        endpoint = endpoints.serverFromString(default_reactor(None), text)
+    except Exception as e:
+        raise usage.UsageError(
+            f"--{option} {description!r} is not a valid endpoint: {one_line(e)}"
+        ) from None
+    port = getattr(endpoint, "_port", None)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise usage.UsageError(
+            f"--{option} {description!r}: port {port} is out of range (0-65535)"
+        )
+    address = getattr(endpoint, "_address", None)  # a unix socket's path
+    if isinstance(address, str) and not os.path.isdir(os.path.dirname(os.path.abspath(address))):
+        raise usage.UsageError(
+            f"--{option} {description!r}: the socket's directory does not exist"
+        )
+    return text
+
+
+def check_header(header: str) -> tuple[bytes, bytes]:
+    """``"Name: value"`` as a raw header pair; raises ``UsageError`` if malformed."""
+    name, colon, value = header.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+        raise usage.UsageError(
+            f'--add-header {header!r}: expected "Name: value" with a valid header name'
+        )
+    if any(c in value for c in "\r\n\0"):
+        raise usage.UsageError(f"--add-header {header!r}: the value has a line break")
+    try:
+        return name.encode("ascii"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise usage.UsageError(f"--add-header {header!r}: the value is not latin-1 text") from None
+
+
+def add_current_directory() -> None:
+    """Put the current directory first on ``sys.path`` if it is not there, as ``python -m``
+    does (the installed ``twistd`` script does not)."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
+def load_app(spec: str) -> IResource:
+    """Import ``module:attribute`` (the attribute may be dotted) and return the resource it
+    names: an ``IResource`` provider, or what a zero-argument callable returns. The current
+    directory is importable. Raises ``UsageError`` naming what went wrong."""
+    module_name, colon, attribute = spec.partition(":")
+    module_name, attribute = module_name.strip(), attribute.strip()
+    if not colon or not module_name or not attribute:
+        raise usage.UsageError(
+            f"--app {spec!r}: expected module:attribute, like examples.countdown:resource"
+        )
+    add_current_directory()
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module_name + ".").startswith(e.name + "."):
+            raise usage.UsageError(
+                f"--app {spec!r}: no module named {e.name!r} in the current directory or on "
+                "sys.path"
+            ) from None
+        raise usage.UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {one_line(e)}"
+        ) from None
+    except Exception as e:
+        raise usage.UsageError(
+            f"--app {spec!r}: importing {module_name} failed: {type(e).__name__}: {one_line(e)}"
+        ) from None
+    found: object = module
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise usage.UsageError(
+                f"--app {spec!r}: {module_name} has no attribute {attribute!r}"
+            ) from None
+    if IResource.providedBy(found):
+        return found
+    if not callable(found):
+        raise usage.UsageError(
+            f"--app {spec!r}: {attribute} is of type {_type_name(found)}, not an IResource or "
+            "a zero-argument callable returning one"
+        )
+    try:
+        made = found()
+    except Exception as e:
+        raise usage.UsageError(
+            f"--app {spec!r}: calling {attribute}() failed: {type(e).__name__}: {one_line(e)}"
+        ) from None
+    if not IResource.providedBy(made):
+        raise usage.UsageError(
+            f"--app {spec!r}: {attribute}() returned an object of type {_type_name(made)}, "
+            "not an IResource"
+        )
+    return made
+
+
+def file_resource(path: str, *, listing: bool) -> IResource:
+    """The ``--path`` root: ``FileResource`` serving the directory ``path``."""
+    full = os.path.abspath(path)
+    if not os.path.exists(full):
+        raise usage.UsageError(f"--path {path!r}: no such directory")
+    if not os.path.isdir(full):
+        raise usage.UsageError(f"--path {path!r}: not a directory")
+    try:
+        return FileResource(full, listing=listing)
+    except (OSError, ValueError) as e:
+        raise usage.UsageError(f"--path {path!r}: {one_line(e)}") from None

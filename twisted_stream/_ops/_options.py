@@ -1,0 +1,188 @@
+"""The command line of ``twistd streamweb``: :class:`Options`."""
+
+from __future__ import annotations
+
+import os
+import re
+import typing
+from typing import Any
+
+from twisted.python import usage
+from twisted.web.resource import IResource
+
+from .._settings import StreamSettings
+from ._checks import check_endpoint, check_header, file_resource, load_app, one_line
+from ._reflect import SETTING_OPTIONS, parse_float
+from ._shutdown import DEFAULT_GRACE_PERIOD
+
+DEFAULT_PORT = "tcp:8080"
+
+
+class Options(usage.Options):
+    """The command line of ``twistd streamweb``."""
+
+    synopsis = "[streamweb options]"
+    longdesc = (
+        "Serve HTTP with streaming responses and real flow control. With no --path and no "
+        "--app it serves a demo site of live streaming examples. On SIGTERM it stops "
+        "listening, gives open streams --grace-period seconds to finish, then ends event "
+        "streams cleanly and aborts the rest."
+    )
+
+    optFlags: typing.ClassVar[list[list[str | None]]] = [
+        ["listing", None, "With --path: list directories that have no index file."],
+        [
+            "display-tracebacks",
+            None,
+            "Show the traceback of a failed request to the client (a security risk: for "
+            "development only).",
+        ],
+        *([o.option, None, o.help] for o in SETTING_OPTIONS if o.flag is not None),
+    ]
+
+    optParameters: typing.ClassVar[list[list[str | None]]] = [
+        [
+            "port",
+            "p",
+            None,
+            "Listen on this port: a number (meaning tcp:N) or an endpoint description. "
+            f"[default: {DEFAULT_PORT} when neither --port nor --listen is given]",
+        ],
+        ["path", None, None, "Serve the files under this directory at /."],
+        [
+            "app",
+            None,
+            None,
+            "Serve the resource named module:attribute at / (an IResource, or a zero-argument "
+            "callable returning one); the current directory is importable.",
+        ],
+        [
+            "logfile",
+            "l",
+            None,
+            "Write the access log (Combined Log Format) to this file; - for stdout. "
+            "[default: the twistd log]",
+        ],
+        [
+            "grace-period",
+            None,
+            str(DEFAULT_GRACE_PERIOD),
+            "Seconds open streams get to finish at shutdown before they are closed.",
+        ],
+        ["metrics", None, None, "Serve Prometheus metrics of the streams at this path."],
+        [
+            "status",
+            None,
+            None,
+            "Serve the live status page of the streams at this path (it shows client "
+            "addresses: keep it private).",
+        ],
+        *([o.option, None, o.default, o.help] for o in SETTING_OPTIONS if o.flag is None),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self["listen"] = []
+        self["headers"] = []
+
+    def opt_listen(self, description: str) -> None:
+        self["listen"].append(description)
+
+    opt_listen.__doc__ = (
+        "Listen on this endpoint (repeatable, and with --port): tcp:8080:interface=127.0.0.1, "
+        "ssl:8443:privateKey=key.pem:certKey=cert.pem, unix:/run/web.sock; a bare number "
+        "means tcp:N."
+    )
+
+    def opt_add_header(self, header: str) -> None:
+        self["headers"].append(check_header(header))
+
+    opt_add_header.__doc__ = (
+        'Add the header "Name: value" to every response unless the resource sets that header '
+        "itself (repeatable)."
+    )
+
+    def postOptions(self) -> None:
+        self["ports"] = self._ports()
+        self["settings"] = self._settings()
+        self["grace-period"] = self._grace_period()
+        self["logfile"] = self._logfile()
+        self["root"] = self._root()
+        self["mounts"] = self._mounts()
+
+    def _ports(self) -> list[str]:
+        given = [("port", self["port"])] if self["port"] is not None else []
+        given += [("listen", description) for description in self["listen"]]
+        if not given:
+            given = [("port", DEFAULT_PORT)]
+        return [check_endpoint(description, option) for option, description in given]
+
+    def _settings(self) -> StreamSettings:
+        values: dict[str, Any] = {}
+        for setting in SETTING_OPTIONS:
+            text = self[setting.option]
+            if setting.flag is not None:
+                if text:
+                    values[setting.field] = setting.flag
+                continue
+            if text is None:
+                continue
+            try:
+                values[setting.field] = setting.parse(text)
+            except ValueError as e:
+                raise usage.UsageError(f"--{setting.option}: {one_line(e)}") from None
+        try:
+            return StreamSettings(**values)
+        except (TypeError, ValueError) as e:
+            message = one_line(e)
+            for setting in SETTING_OPTIONS:
+                message = re.sub(rf"\b{setting.field}\b", f"--{setting.option}", message)
+            raise usage.UsageError(message) from None
+
+    def _grace_period(self) -> float:
+        text = self["grace-period"]
+        try:
+            value = parse_float(str(text))
+        except ValueError as e:
+            raise usage.UsageError(f"--grace-period: {one_line(e)}") from None
+        if value < 0:
+            raise usage.UsageError(f"--grace-period: {text!r} is negative")
+        return value
+
+    def _logfile(self) -> str | None:
+        value: str | None = self["logfile"]
+        if value is None or value == "-":
+            return value
+        full = os.path.abspath(value)
+        if os.path.isdir(full):
+            raise usage.UsageError(f"--logfile {value!r}: is a directory")
+        if not os.path.isdir(os.path.dirname(full)):
+            raise usage.UsageError(f"--logfile {value!r}: its directory does not exist")
+        return full
+
+    def _mounts(self) -> dict[str, str]:
+        """``{path: "metrics" | "status"}`` for --metrics and --status."""
+        mounts: dict[str, str] = {}
+        for option in ("metrics", "status"):
+            path = self[option]
+            if path is None:
+                continue
+            if not path.strip("/") or "//" in path.strip("/"):
+                raise usage.UsageError(f"--{option} {path!r}: give a path like /_{option}")
+            key = "/" + path.strip("/")
+            if key in mounts:
+                raise usage.UsageError(f"--metrics and --status cannot share the path {key!r}")
+            mounts[key] = option
+        return mounts
+
+    def _root(self) -> IResource | None:
+        path, app = self["path"], self["app"]
+        if path is not None and app is not None:
+            raise usage.UsageError("--path and --app cannot be used together")
+        if self["listing"] and path is None:
+            raise usage.UsageError("--listing only applies with --path")
+        if path is not None:
+            return file_resource(path, listing=bool(self["listing"]))
+        if app is not None:
+            return load_app(app)
+        return None

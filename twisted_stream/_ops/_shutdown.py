@@ -1,0 +1,215 @@
+"""Graceful shutdown: let active streams finish for a while, then close them.
+
+:class:`GracefulShutdown` is a service to put beside the port services of a
+:class:`~twisted_stream.StreamSite`. When the application stops (``SIGTERM``,
+``reactor.stop()``), the port services stop listening and this service's ``stopService``
+returns a Deferred that holds the reactor's shutdown until every stream of the site has
+ended: streams get ``grace_period`` seconds to end on their own; then endless ones (event
+streams, ``Stream.endless``) are ended cleanly so clients reconnect elsewhere, and every other
+unfinished one is aborted so its client sees an incomplete body. Either way the stream's
+source is closed (a generator's ``finally`` runs) before the Deferred fires.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from .._engine._stream import Stream
+from .._http._twisted import transport_of
+from .._sources._stream import default_reactor
+from .._types import Clock
+from ._site import StreamSite
+
+_log = Logger(namespace="twisted_stream.shutdown")
+
+DEFAULT_GRACE_PERIOD = 5.0
+"""Seconds active streams get to end on their own once shutdown starts."""
+
+DEFAULT_CLOSE_TIMEOUT = 5.0
+"""Longest wait for closed sources to be released (a threaded generator closes on its worker
+thread once its running ``next()`` returns)."""
+
+SHUTDOWN_REASON = "the server is shutting down"
+
+
+class GracefulShutdown(Service):
+    """Drains a :class:`~twisted_stream.StreamSite`'s streams when the application stops.
+
+    Add it to the same parent as the site's port services, *before* them: a
+    ``MultiService`` stops its children in reverse order, so the ports stop listening first.
+    ``clock`` (an ``IReactorTime``) runs the grace timer; the global reactor by default.
+    """
+
+    name = "graceful-shutdown"
+
+    def __init__(
+        self,
+        site: StreamSite,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        *,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        if not grace_period >= 0:
+            raise ValueError(f"grace_period must be zero or more seconds, not {grace_period}")
+        if not close_timeout >= 0:
+            raise ValueError(f"close_timeout must be zero or more seconds, not {close_timeout}")
+        self.site = site
+        self.grace_period = grace_period
+        self.close_timeout = close_timeout
+        self._clock: Clock = clock if clock is not None else default_reactor(None)
+        self.draining = False
+        """True once shutdown has started."""
+        self._drained: Deferred[None] | None = None
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.drain()
+
+    def drain(self) -> Deferred[None]:
+        """Start draining (once) and return a Deferred firing when every stream has ended
+        and its source has been released. It never fails."""
+        if self._drained is None:
+            self.draining = True
+            self._drained = _Drain(self).done
+        out: Deferred[None] = Deferred()
+
+        def fire(result: None) -> None:
+            out.callback(None)
+            return result
+
+        self._drained.addCallback(fire)
+        return out
+
+
+class _Drain:
+    """One run of the shutdown procedure."""
+
+    def __init__(self, owner: GracefulShutdown) -> None:
+        self._owner = owner
+        self._streams = owner.site.active_streams
+        self._watched: set[Stream] = set()
+        self._released: list[Deferred[None]] = []
+        self._transports: list[Any] = []
+        """Transports of the streams' connections (TCP or TLS, in practice)."""
+        self._timer: IDelayedCall | None = None
+        self._finishing = False
+        self.done: Deferred[None] = Deferred()
+        if not self._streams:
+            self.done.callback(None)
+            return
+        _log.info(
+            "Shutting down: waiting up to {grace} s for {count} active stream(s)",
+            grace=owner.grace_period,
+            count=len(self._streams),
+        )
+        self._timer = owner._clock.callLater(owner.grace_period, self._close_all)
+        self._watch()
+
+    def _watch(self) -> None:
+        """Follow every stream of the site (new requests may still arrive on open
+        connections while we wait), and finish once none is left."""
+        for active in list(self._streams):
+            if active not in self._watched:
+                self._watched.add(active)
+                self._released.append(active.source_closed)
+                transport = transport_of(active.request)
+                if transport is not None and transport not in self._transports:
+                    self._transports.append(transport)
+                active.when_done().addCallback(lambda _: self._one_ended())
+        if not self._streams:
+            self._finish()
+
+    def _one_ended(self) -> None:
+        if not self._finishing:
+            self._watch()
+
+    def _close_all(self) -> None:
+        self._timer = None
+        remaining = list(self._streams)
+        ended = aborted = 0
+        for active in remaining:
+            if active.endless:
+                ended += 1
+                active.end()
+            else:
+                aborted += 1
+                active.abort(SHUTDOWN_REASON)
+        _log.info(
+            "Grace period over: ended {ended} endless stream(s), aborted {aborted} unfinished "
+            "one(s)",
+            ended=ended,
+            aborted=aborted,
+        )
+        self._watch()
+        if not self._finishing:
+            # A stream that did not end on end()/abort(): nothing more we can do for it.
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._finishing:
+            return
+        self._finishing = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        released: Deferred[Any] = DeferredList(self._released, consumeErrors=True)
+        owner = self._owner
+        # Our Clock is the part of IReactorTime we use; addTimeout is typed for the interface.
+        released.addTimeout(owner.close_timeout, cast(IReactorTime, owner._clock))
+
+        def gave_up(_: object) -> None:
+            _log.warn(
+                "Shutting down: some stream sources were still busy after {timeout} s",
+                timeout=owner.close_timeout,
+            )
+
+        released.addErrback(gave_up)
+        released.addCallback(lambda _: self._close_connections())
+        released.addBoth(lambda _: self.done.callback(None))
+
+    def _close_connections(self) -> Deferred[None]:
+        """Close the streams' connections once Twisted has sent what it holds for them.
+
+        The reactor's shutdown drops every connection with what is still in its write buffer
+        (``disconnectAll``): the end of a stream that finished a moment ago would be lost. So
+        each connection is closed gracefully (``loseConnection`` flushes first) and this
+        fires once all are closed, or after ``close_timeout`` seconds.
+        """
+        closing = [t for t in self._transports if _is_open(t)]
+        done: Deferred[None] = Deferred()
+        if not closing:
+            done.callback(None)
+            return done
+        for transport in closing:
+            transport.loseConnection()
+        # This waits on real sockets, so it polls on the real reactor and real time, not on
+        # the grace clock (which a test may drive by hand).
+        reactor = default_reactor(None)
+        deadline = time.monotonic() + self._owner.close_timeout
+
+        def check() -> None:
+            # No transport event says "flushed and closed": look again every few ms.
+            if not any(_is_open(t) for t in closing) or time.monotonic() >= deadline:
+                done.callback(None)
+            else:
+                reactor.callLater(_FLUSH_CHECK_SECONDS, check)
+
+        check()
+        return done
+
+
+_FLUSH_CHECK_SECONDS = 0.005
+
+
+def _is_open(transport: Any) -> bool:
+    """Whether ``transport`` (a TCP or TLS transport, in practice) is still connected."""
+    if getattr(transport, "disconnected", False):
+        return False
+    return bool(getattr(transport, "connected", False))

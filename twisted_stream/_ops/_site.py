@@ -1,0 +1,83 @@
+"""A Site that carries stream settings, owns a thread pool and registers its streams."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet.defer import DeferredList
+from twisted.web.server import Site
+
+from .._engine._stream import Stream
+from .._http._alpn import channel_protocol
+from .._settings import StreamSettings
+from .._sources._pool import StreamThreadPool
+from .._types import Monotonic
+from ._limits import refusal
+from ._metrics import StreamMetrics
+
+
+class StreamSite(Site):
+    """``twisted.web.server.Site`` plus site-wide :class:`StreamSettings`, a registry of the
+    streams it is serving (for graceful shutdown, limits, metrics and the status page) and
+    the thread pool of its ``threaded=True`` sources.
+
+    It implements :class:`~twisted_stream._types.StreamRegistry`: streams are admitted
+    (or refused for a limit) and registered here. Its access log stays open after its ports
+    stop listening until its last stream has ended, so a stream ended at shutdown (by
+    :class:`~twisted_stream.GracefulShutdown` or its client) still gets its line.
+    ``monotonic`` is the clock the site's streams measure durations on (``time.monotonic``;
+    a test assigns its fake clock's ``seconds``).
+    """
+
+    protocol = channel_protocol  # HTTP/2 (ALPN h2) through our connection class
+
+    def __init__(
+        self, resource: Any, *args: Any, settings: StreamSettings | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(resource, *args, **kwargs)  # type: ignore[no-untyped-call]
+        self.stream_settings = settings if settings is not None else StreamSettings()
+        self.active_streams: set[Stream] = set()
+        self.metrics = StreamMetrics()
+        self.thread_pool = StreamThreadPool(self.stream_settings.thread_pool_size)
+        """Runs this site's threaded sources; its threads start on first use and stop with
+        the reactor."""
+        self.monotonic: Monotonic = time.monotonic
+
+    def startFactory(self) -> None:
+        if self._logFile is not None:
+            return  # restarted while a stop waited for streams: the log is still open
+        super().startFactory()
+
+    def stopFactory(self) -> None:
+        # The ports stop listening before a graceful shutdown lets open streams end, and
+        # their access-log lines are written when they end: close the log after the last.
+        streams = [active.when_done() for active in self.active_streams]
+        if not streams:
+            super().stopFactory()
+            return
+
+        def ended(_: object) -> None:
+            if self.numPorts == 0:
+                self.stopFactory()
+
+        DeferredList(streams).addCallback(ended)
+
+    def admit(self, stream: Stream, settings: StreamSettings) -> str | None:
+        """Register ``stream`` as active, or say why a limit refuses it (then counted as
+        rejected, never registered)."""
+        reason = refusal(self.active_streams, stream.client, settings)
+        if reason is not None:
+            self.metrics.stream_rejected()
+            return reason
+        self.active_streams.add(stream)
+        self.metrics.stream_started()
+        return None
+
+    def stream_ended(self, stream: Stream) -> None:
+        """Unregister an admitted ``stream`` that has ended and count its figures."""
+        self.active_streams.discard(stream)
+        if stream.first_byte_seconds is not None:
+            self.metrics.first_byte(stream.first_byte_seconds)
+        if stream.result is not None:
+            self.metrics.stream_ended(stream.result, stream.pause_count, stream.paused_seconds)
