@@ -120,6 +120,7 @@ class H2Client:
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if self.rcvbuf is not None:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as real clients do
         raw.settimeout(self.timeout)
         raw.connect(("127.0.0.1", self.port))
         self.local_port = raw.getsockname()[1]

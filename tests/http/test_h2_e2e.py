@@ -11,11 +11,11 @@ import pytest_twisted
 from h2.errors import ErrorCodes
 from twisted.internet.threads import deferToThread
 
-from twisted_stream import Outcome, Stream, StreamSettings, StreamSite
+from twisted_stream import GracefulShutdown, Outcome, Stream, StreamSettings, StreamSite
 from twisted_stream._http._h2 import STREAM_HIGH_WATER
 
 from ..test_faults import rss_kib
-from ..waiting import turns, until
+from ..waiting import turns, until, within
 from .conftest import TLSServer
 from .kernel import kernel_queued
 from .kinds import BLOCK, KINDS, OURS, WITH_FINALLY, KindsResource, Recorder
@@ -192,3 +192,33 @@ async def test_stall_timeout_fires_for_a_stream_held_by_connection_backpressure(
     assert recorder.closed["sync"] == 1
     await deferToThread(client.read_until, lambda: client.responses[stream_id].done)
     assert client.responses[stream_id].reset == ErrorCodes.INTERNAL_ERROR
+
+
+@pytest_twisted.ensureDeferred
+async def test_graceful_shutdown_sends_goaway_and_drains_the_streams(
+    tls_server: TLSServer, kinds: StreamSite, recorder: Recorder
+) -> None:
+    """At shutdown each HTTP/2 connection gets GOAWAY (NO_ERROR, its last stream) at once;
+    a stream that ends within the grace period completes, an endless one is ended cleanly
+    when the grace period is over, then the connection closes and the drain is done."""
+    shutdown = GracefulShutdown(kinds, grace_period=1.0)
+    client = tls_server.h2_client()
+    assert await deferToThread(client.connect) == "h2"
+    finite, endless = await deferToThread(client.get_many, ["/sync?n=64", "/events?n=0"])
+    await deferToThread(
+        client.read_until,
+        lambda: client.responses[finite].received > 0 and client.responses[endless].received > 0,
+    )
+    drained = shutdown.drain()
+    await deferToThread(client.read_until, lambda: bool(client.frames.goaways))
+    assert [(f.error_code, f.last_stream_id) for f in client.frames.goaways] == [
+        (ErrorCodes.NO_ERROR, endless)
+    ]
+    assert not client.responses[finite].done and not client.responses[endless].done
+    await deferToThread(client.read_until, lambda: client.responses[finite].done)
+    assert client.responses[finite].ended and bytes(client.responses[finite].body) == BLOCK * 64
+    await deferToThread(client.read_until, lambda: client.responses[endless].done)
+    assert client.responses[endless].ended
+    await deferToThread(client.read_to_close)
+    await within(drained)
+    assert recorder.closed["sync"] == 1 and recorder.closed["events"] == 1

@@ -110,7 +110,17 @@ class StreamH2Connection(H2Connection):
         self._wake: IDelayedCall | None = None
         self._going_away = False
         self._last_stream_id = 0
+        self._closing = False
         super().__init__(reactor)
+
+    def connectionMade(self) -> None:
+        # Twisted turns Nagle's algorithm off only on a plain TCP transport; behind TLS the
+        # last partial segment of a burst would wait for the client's delayed ACK (~40 ms)
+        # every time the connection waits for a WINDOW_UPDATE.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
+        super().connectionMade()
 
     # State the streams consult.
 
@@ -365,8 +375,9 @@ class StreamH2Connection(H2Connection):
     def _close(self) -> None:
         """Close the connection once what is buffered has been sent."""
         transport = self.transport
-        if not self._stillProducing or transport is None:
+        if self._closing or not self._stillProducing or transport is None:
             return
+        self._closing = True
         pending = self.conn.data_to_send()  # frames of a batch being built
         if pending:
             transport.write(pending)
@@ -377,10 +388,3 @@ class StreamH2Connection(H2Connection):
         # A transport with a registered producer waits for it before it closes.
         IConsumer(transport).unregisterProducer()
         transport.loseConnection()
-
-
-def make_h2_connection(reactor: Any = None) -> StreamH2Connection:
-    """A new HTTP/2 connection of ours: what a protocol factory builds when ALPN picks
-    ``h2`` (set its ``requestFactory``, ``site``, ``factory``, ``timeOut`` and ``callLater``
-    as for Twisted's, then ``makeConnection``)."""
-    return StreamH2Connection(reactor)

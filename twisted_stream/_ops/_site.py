@@ -9,7 +9,7 @@ from twisted.internet.defer import DeferredList
 from twisted.web.server import Site
 
 from .._engine._stream import Stream
-from .._http._alpn import channel_protocol
+from .._http._alpn import channel_protocol, h2_connection_class
 from .._settings import StreamSettings
 from .._sources._pool import StreamThreadPool
 from .._types import Monotonic
@@ -30,7 +30,10 @@ class StreamSite(Site):
     a test assigns its fake clock's ``seconds``).
     """
 
-    protocol = channel_protocol  # HTTP/2 (ALPN h2) through our connection class
+    protocol = channel_protocol
+    h2_connection = h2_connection_class()
+    """The class of the site's HTTP/2 connections (ALPN ``h2``): ours, which bounds memory
+    per stream whatever window the client grants; None without the ``http2`` extra."""
 
     def __init__(
         self, resource: Any, *args: Any, settings: StreamSettings | None = None, **kwargs: Any
