@@ -4,8 +4,9 @@ Everything the engine needs of a request beyond :class:`~twisted_stream._types.S
 is here, named for what it means: whether the client has gone (``_disconnected``), whether
 the headers went out (``startedWriting``), fake HEAD (``_inFakeHead``), Twisted's response
 encoder (``_encoder``), the site and channel of a request, the HTTP/2 connection of a stream,
-aborting a connection or an HTTP/2 stream, and the answers written in place of a stream (the 500 page, the 503 refusal), the
-request line for logs, the client address and the access-log line. Checked against
+aborting a connection or an HTTP/2 stream, and the answers written in place of a stream (the
+500 page, the 503 refusal), the request line for logs, the client address and the access-log
+line. Checked against
 Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
 """
 
