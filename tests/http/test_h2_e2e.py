@@ -11,7 +11,14 @@ import pytest_twisted
 from h2.errors import ErrorCodes
 from twisted.internet.threads import deferToThread
 
-from twisted_stream import GracefulShutdown, Outcome, Stream, StreamSettings, StreamSite
+from twisted_stream import (
+    GracefulShutdown,
+    Outcome,
+    StatusResource,
+    Stream,
+    StreamSettings,
+    StreamSite,
+)
 from twisted_stream._http._h2 import STREAM_HIGH_WATER
 
 from ..test_faults import rss_kib
@@ -222,3 +229,31 @@ async def test_graceful_shutdown_sends_goaway_and_drains_the_streams(
     await deferToThread(client.read_to_close)
     await within(drained)
     assert recorder.closed["sync"] == 1 and recorder.closed["events"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_protocol_shows_in_status_metrics_and_access_log(
+    tls_server: TLSServer, recorder: Recorder, tmp_path: Path
+) -> None:
+    """An HTTP/2 stream says ``HTTP/2`` in its handle, the status snapshot, the metrics
+    (per protocol) and the access log, for a completed and for a reset stream."""
+    log = tmp_path / "access.log"
+    site = tls_server.serve(KindsResource(recorder, tmp_path), logPath=str(log))
+    client = tls_server.h2_client()
+    assert await deferToThread(client.connect) == "h2"
+    done, endless = await deferToThread(client.get_many, ["/sync?n=1", "/events?n=0"])
+    await deferToThread(
+        client.read_until,
+        lambda: client.responses[done].done and client.responses[endless].received > 0,
+    )
+    live = recorder.streams["events"][0]
+    assert live.protocol == "HTTP/2"
+    rows = StatusResource().snapshot(site)["streams"]
+    assert [(row["path"], row["protocol"]) for row in rows] == [("/events?n=0", "HTTP/2")]
+    assert site.metrics.by_protocol(site.active_streams)["HTTP/2"] == (1, 2)
+    await deferToThread(client.reset, endless)
+    await until(lambda: live.outcome is not None, what="the reset stream to end")
+    await until(lambda: log.read_text().count("\n") == 2, what="two access-log lines")
+    lines = log.read_text().splitlines()
+    assert any('"GET /sync?n=1 HTTP/2" 200' in line for line in lines), lines
+    assert any('"GET /events?n=0 HTTP/2" 200' in line for line in lines), lines

@@ -98,12 +98,13 @@ async def test_the_page_shows_a_stream_live_and_drops_it_when_its_client_leaves(
     rows = await rows_until(browser, lambda rows: bool(mine(rows)), f"{path} to show")
     (row,) = mine(rows)
     assert row[1] == "127.0.0.1"
-    assert row[2].endswith("B")
-    assert row[4] == "no"
-    first_bytes = row[2]
+    assert row[2] == "HTTP/1.1"
+    assert row[3].endswith("B")
+    assert row[5] == "no"
+    first_bytes = row[3]
     await rows_until(
         browser,
-        lambda rows: bool(mine(rows)) and mine(rows)[0][2] != first_bytes,
+        lambda rows: bool(mine(rows)) and mine(rows)[0][3] != first_bytes,
         "its byte count to grow",
     )
 

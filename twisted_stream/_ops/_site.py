@@ -74,7 +74,7 @@ class StreamSite(Site):
             self.metrics.stream_rejected()
             return reason
         self.active_streams.add(stream)
-        self.metrics.stream_started()
+        self.metrics.stream_started(stream.protocol)
         return None
 
     def stream_ended(self, stream: Stream) -> None:

@@ -2,10 +2,10 @@
 
 :class:`StatusResource` answers:
 
-- ``GET PATH``: an HTML page listing the active streams (path, client, bytes sent, current
-  rate, paused or not, age) and the site's totals (the figures of :mod:`._metrics`). It is
-  complete as served (it works without JavaScript) and then kept live by a script reading
-  the event stream below;
+- ``GET PATH``: an HTML page listing the active streams (path, client, protocol, bytes
+  sent, current rate, paused or not, age) and the site's totals (the figures of
+  :mod:`._metrics`). It is complete as served (it works without JavaScript) and then kept
+  live by a script reading the event stream below;
 - ``GET PATH?events``: an event stream (:func:`~._events.stream_events`) that sends one
   snapshot (JSON in a ``data:`` line) at once and one every ``interval`` seconds; it is a
   stream of the engine like any other, so it has flow control, a slow viewer is held to
@@ -139,6 +139,7 @@ class StatusResource(MethodsResource):
                     "id": key,
                     "path": stream.path,
                     "client": stream.client,
+                    "protocol": stream.protocol,
                     "bytes_sent": stream.bytes_sent,
                     "rate": round(rate, 1),
                     "paused": stream.paused,

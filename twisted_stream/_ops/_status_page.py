@@ -31,7 +31,7 @@ _TOTALS = (
     ("ttfb_average", "mean time to first byte (s)"),
 )
 
-_COLUMNS = ("path", "client", "bytes sent", "rate", "paused", "age")
+_COLUMNS = ("path", "client", "protocol", "bytes sent", "rate", "paused", "age")
 
 
 def _bytes(n: float) -> str:
@@ -68,6 +68,7 @@ def render_page(snap: Mapping[str, Any]) -> str:
     )
     stream_rows = "".join(
         f'<tr data-id="{s["id"]}"><td>{escape(s["path"])}</td><td>{escape(s["client"])}</td>'
+        f"<td>{escape(s['protocol'])}</td>"
         f"<td>{_bytes(s['bytes_sent'])}</td><td>{_bytes(s['rate'])}/s</td>"
         f"<td>{'yes' if s['paused'] else 'no'}</td><td>{_age(s['age'])}</td></tr>"
         for s in snap["streams"]
@@ -93,7 +94,7 @@ _PAGE = """<!DOCTYPE html>
 <style>
 body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
 td,th{{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}}
-#streams td:nth-child(3),#streams td:nth-child(4),#streams td:nth-child(6){{text-align:right}}
+#streams td:nth-child(4),#streams td:nth-child(5),#streams td:nth-child(7){{text-align:right}}
 #feed-state{{font-size:.9em;color:#666}}#feed-state.live{{color:#080}}
 #totals{{margin-bottom:1.5em}}
 </style></head><body>
@@ -147,6 +148,7 @@ td,th{{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}}
       row.dataset.id = s.id;
       cell(row, s.path);
       cell(row, s.client);
+      cell(row, s.protocol);
       cell(row, bytes(s.bytes_sent));
       cell(row, bytes(s.rate) + "/s");
       cell(row, s.paused ? "yes" : "no");
