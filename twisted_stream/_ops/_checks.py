@@ -39,6 +39,15 @@ def check_endpoint(description: str, option: str) -> str:
         text = f"tcp:{int(text)}"
     try:
         endpoint = endpoints.serverFromString(default_reactor(None), text)
+    except ImportError as e:
+        if text.split(":", 1)[0].lower() != "ssl":
+            raise usage.UsageError(
+                f"--{option} {description!r} needs a module that is not installed: {one_line(e)}"
+            ) from None
+        raise usage.UsageError(
+            f"--{option} {description!r} needs TLS support, which is not installed: "
+            f"pip install 'twisted_stream[tls]' (or [http2] for HTTP/2 too)"
+        ) from None
     except Exception as e:
         raise usage.UsageError(
             f"--{option} {description!r} is not a valid endpoint: {one_line(e)}"
