@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from treq.client import HTTPClient
 from twisted.internet import reactor
+from twisted.internet.ssl import Certificate as Certificate_
 from twisted.internet.ssl import PrivateCertificate
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.resource import Resource
 
 from twisted_stream import StreamSite
@@ -74,3 +77,15 @@ def recorder() -> Recorder:
 def kinds(tls_server: TLSServer, recorder: Recorder, tmp_path: Path) -> StreamSite:
     """Serve every kind of stream (``/<kind>?n=N``) on ``tls_server``."""
     return tls_server.serve(KindsResource(recorder, tmp_path))
+
+
+@pytest.fixture
+def https_client(certificate: Certificate) -> Generator[HTTPClient, None, None]:
+    """A treq client (HTTP/1.1 over TLS: Twisted's Agent offers no HTTP/2) trusting the
+    test certificate."""
+    policy = BrowserLikePolicyForHTTPS(
+        trustRoot=Certificate_.loadPEM(certificate.cert.read_bytes())
+    )
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    yield HTTPClient(Agent(reactor, contextFactory=policy, pool=pool))
+    pytest_twisted.blockon(pool.closeCachedConnections())

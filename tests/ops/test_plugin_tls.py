@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet.threads import deferToThread
 
 from ..http.h2client import H2Client
@@ -40,7 +41,8 @@ async def test_https_and_http2_beside_http_with_goaway_at_sigterm(
                     cwd=PROJECT)  # fmt: skip
     http_port = int((await server.wait_for(r"StreamWebSite starting on (\d+)")).group(1))
     tls_port = int((await server.wait_for(r"StreamWebSite \(TLS\) starting on (\d+)")).group(1))
-    assert http_port != tls_port
+    plain = await within(treq.get(f"http://127.0.0.1:{http_port}/download?size=1K"))
+    assert plain.code == 200 and len(await within(treq.content(plain))) == 1024
     client = H2Client(tls_port, cert.cert, keep_body=True)
     try:
         assert await deferToThread(client.connect) == "h2"
