@@ -12,6 +12,8 @@ import pytest
 import pytest_twisted
 import treq
 from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThread
 
 from twisted_stream import Outcome, StreamSite
@@ -19,7 +21,8 @@ from twisted_stream._http._h2 import StreamH2Connection
 
 from ..waiting import until, within
 from .conftest import TLSServer
-from .kinds import KINDS, WITH_FINALLY, Recorder
+from .kinds import KINDS, WITH_FINALLY, KindsResource, Recorder
+from .tlscert import make_chain
 
 
 def alpn_selected(port: int, cafile: Path, offered: list[str]) -> str | None:
@@ -92,3 +95,27 @@ async def test_client_leaving_closes_every_kind_over_https11(
     await deferToThread(read_then_drop, tls_server.port, cafile, f"/{kind}?n=0", 32768)
     await until(lambda: recorder.closed[kind] == 1, what=f"the {kind} source to close")
     await until(lambda: recorder.streams[kind][0].outcome is Outcome.CLIENT_GONE, what="the end")
+
+
+@pytest_twisted.ensureDeferred
+async def test_ssl_endpoint_with_extra_cert_chain_sends_the_intermediate(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """``ssl:...:certKey=cert.pem:extraCertChain=chain.pem`` (the README's real-chain
+    setup) sends the intermediate certificate: a client trusting only the root verifies the
+    server and gets ``h2``; without ``extraCertChain`` it cannot verify it."""
+    cert = make_chain(tmp_path)
+    site = StreamSite(KindsResource(recorder, tmp_path))
+    base = f"ssl:0:interface=127.0.0.1:privateKey={cert.key}:certKey={cert.cert}"
+    root = cert.trusted
+    for description, verifies in ((f"{base}:extraCertChain={cert.chain}", True), (base, False)):
+        port = await within(serverFromString(reactor, description).listen(site))
+        try:
+            number = port.getHost().port
+            if verifies:
+                assert await deferToThread(alpn_selected, number, root, ["h2"]) == "h2"
+            else:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    await deferToThread(alpn_selected, number, root, ["h2"])
+        finally:
+            await port.stopListening()
