@@ -14,9 +14,11 @@ and changes three things:
   half). The transport pausing the connection pauses every stream producer on it; when it
   drains, every stream that may produce is resumed before the send loop runs again, so none is
   starved and the priority tree still decides whose DATA goes first.
-- **Many frames per turn.** The send loop sends DATA in priority order until the transport
-  pushes back, every stream is blocked, or :attr:`~StreamH2Connection.send_budget` bytes went
-  out this turn (then it yields to the reactor so other connections run).
+- **Many frames per turn.** The send loop frames DATA in priority order and writes it in
+  batches of :data:`WRITE_BATCH` bytes until the transport pushes back, every stream is
+  blocked, or :attr:`~StreamH2Connection.send_budget` bytes went out this turn (then it yields
+  to the reactor so other connections run). A stream waiting for a WINDOW_UPDATE costs no
+  turns (Twisted's loop spins on it).
 - **Teardown and errors.** A stream reset by the client or lost with the connection stops its
   producer (Twisted only errbacks ``notifyFinish``); a stream aborted by the server is reset
   with ``INTERNAL_ERROR`` (RFC 9113 §7) and its request learns it is gone. :meth:`go_away`
@@ -25,18 +27,26 @@ and changes three things:
 
 from __future__ import annotations
 
+import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import priority
 from h2.errors import ErrorCodes
+from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset, WindowUpdated
 from hyperframe.frame import GoAwayFrame
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IDelayedCall
 from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection, H2Stream
+
+from .._types import Clock
+
+_log = Logger(namespace="twisted_stream.http2")
 
 STREAM_HIGH_WATER = 65536
 """Bytes queued for one stream past which its producer is paused: the HTTP/2 counterpart of
@@ -45,6 +55,9 @@ the 64 KiB a TCP transport buffers before it pauses an HTTP/1.1 response's produ
 SEND_BUDGET = 512 * 1024
 """Most DATA bytes one connection sends in one reactor turn. The transport usually pushes
 back first (past 64 KiB); this bounds the turn when it does not."""
+
+_DATA_HEADER = struct.Struct(">HBBBL")
+"""A DATA frame's header: 24-bit length (as 16 + 8 bits), type 0, flags, stream id."""
 
 WRITE_BATCH = 128 * 1024
 """DATA bytes framed before one write to the transport: as much as a TCP transport sends
@@ -62,12 +75,16 @@ class StreamH2Stream(H2Stream):
             return
         conn: StreamH2Connection = self._conn
         queued = conn.queued_bytes(self.streamID)
-        if conn.transport_paused or conn.remainingOutboundWindow(self.streamID) <= 0:
+        if conn.transport_paused:
             go = False
         elif self._producerProducing:
             go = queued < conn.stream_high_water
+        elif queued > conn.stream_high_water // 2:
+            return  # stays paused (the common case while its queue drains: no h2 call)
         else:
-            go = queued <= conn.stream_high_water // 2
+            go = True
+        if go and conn.remainingOutboundWindow(self.streamID) <= 0:
+            go = False
         if go == self._producerProducing:
             return
         # Set before calling: the producer may write (and so re-enter) from either call.
@@ -94,7 +111,11 @@ class StreamH2Stream(H2Stream):
         producer, self.producer = self.producer, None
         self._producerProducing = False
         if producer is not None:
-            producer.stopProducing()
+            try:
+                producer.stopProducing()
+            except Exception:
+                # The connection goes on tearing down its other streams.
+                _log.failure("stopping the producer of HTTP/2 stream {id}", id=self.streamID)
 
 
 class StreamH2Connection(H2Connection):
@@ -102,15 +123,19 @@ class StreamH2Connection(H2Connection):
 
     stream_high_water = STREAM_HIGH_WATER
     send_budget = SEND_BUDGET
-    requestFactory: Any
+    requestFactory: Callable[..., Any]
     """Set by the protocol that builds the connection, as for Twisted's."""
 
-    def __init__(self, reactor: Any = None) -> None:
+    def __init__(self, reactor: Clock | None = None) -> None:
         self._queued: dict[int, int] = {}
         self._wake: IDelayedCall | None = None
         self._going_away = False
         self._last_stream_id = 0
         self._closing = False
+        self._out: list[bytes | memoryview] | None = None
+        """The frames of the batch being built."""
+        self._framing: set[int] = set()
+        """Streams whose DATA frames are framed here (h2 sent their first one)."""
         super().__init__(reactor)
 
     def connectionMade(self) -> None:
@@ -167,7 +192,7 @@ class StreamH2Connection(H2Connection):
 
     # Streams.
 
-    def _requestReceived(self, event: Any) -> None:
+    def _requestReceived(self, event: RequestReceived) -> None:
         stream_id = event.stream_id
         if self._going_away and stream_id > self._last_stream_id:
             # Opened after our GOAWAY (RFC 9113 §6.8): refused, so the client retries it
@@ -188,25 +213,27 @@ class StreamH2Connection(H2Connection):
         else:
             self.priority.block(stream_id)
 
-    def _requestDataReceived(self, event: Any) -> None:
+    def _requestDataReceived(self, event: DataReceived) -> None:
         if event.stream_id in self.streams:
             super()._requestDataReceived(event)
         else:  # a refused stream's body: only the connection's window is handed back
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
 
-    def _requestAborted(self, event: Any) -> None:
+    def _requestAborted(self, event: StreamReset) -> None:
         if event.stream_id in self.streams:
             super()._requestAborted(event)
 
-    def _requestEnded(self, event: Any) -> None:
+    def _requestEnded(self, event: StreamEnded) -> None:
         if event.stream_id in self.streams:
             super()._requestEnded(event)
 
     def _requestDone(self, streamID: int) -> None:
         super()._requestDone(streamID)
         self._queued.pop(streamID, None)
+        self._framing.discard(streamID)
         if self._going_away and not self.streams:
-            self._close()
+            # Not at once: a batch being built may hold this stream's last frames.
+            self._reactor.callLater(0, self._close)
 
     def writeDataToStream(self, streamID: int, data: bytes) -> None:
         if not data:
@@ -240,7 +267,7 @@ class StreamH2Connection(H2Connection):
         if streamID in self.streams:
             self._requestDone(streamID)
 
-    def _handleWindowUpdate(self, event: Any) -> None:
+    def _handleWindowUpdate(self, event: WindowUpdated) -> None:
         # Twisted iterates over its live dict of streams, which a producer resumed here may
         # change (a source that fails ends its stream); and it never wakes the send loop.
         targets = [event.stream_id] if event.stream_id else list(self.streams)
@@ -275,12 +302,12 @@ class StreamH2Connection(H2Connection):
         budget = self.send_budget
         sent = 0
         waiting = False
-        while self._stillProducing and self._consumerBlocked is None and sent < budget:
+        while self._sending() and self._consumerBlocked is None and sent < budget:
             batch, waiting = self._send_batch(min(WRITE_BATCH, budget - sent))
             sent += batch
             if waiting:
                 break
-        if not self._stillProducing:
+        if not self._sending():
             return
         if sent:
             self.resetTimeout()
@@ -292,23 +319,36 @@ class StreamH2Connection(H2Connection):
         else:
             self._reactor.callLater(0, self._sendPrioritisedData)
 
+    def _sending(self) -> bool:
+        """Whether DATA may still be sent (not once the connection is lost or closing)."""
+        return self._stillProducing and not self._closing
+
+    def timeoutConnection(self) -> None:
+        self._closing = True  # Twisted's GOAWAY goes out; no DATA after it
+        super().timeoutConnection()
+
     def _send_batch(self, limit: int) -> tuple[int, bool]:
-        """Queue frames in priority order until ``limit`` DATA bytes or no stream can send,
-        then write them at once; the DATA bytes sent, and whether every stream is blocked."""
+        """Frame DATA in priority order until ``limit`` bytes or no stream can send, then
+        write it all at once; the DATA bytes sent, and whether every stream is blocked."""
         size = 0
         waiting = False
+        out = self._out = []
         try:
-            while size < limit:
+            while size < limit and self._consumerBlocked is None:
                 size += self._send_frame(next(self.priority))
         except priority.DeadlockError:
             waiting = True
-        data = self.conn.data_to_send()
+        finally:
+            self._out = None
+        out.append(self.conn.data_to_send())
+        data = b"".join(out)
         if data and self._stillProducing:
             self._write(data)
         return size, waiting
 
     def _send_frame(self, stream_id: int) -> int:
-        """Queue one frame of ``stream_id``'s queue in h2's output; the DATA bytes in it."""
+        """Frame the head of ``stream_id``'s queue into the batch; the DATA bytes framed."""
+        conn = self.conn
         queue = self._outboundStreamQueues[stream_id]
         if not queue:
             self.priority.block(stream_id)
@@ -316,13 +356,11 @@ class StreamH2Connection(H2Connection):
         head = queue[0]
         if head is _END_STREAM_SENTINEL:
             queue.popleft()
-            self.conn.end_stream(stream_id)
+            self._through_h2(conn.end_stream, stream_id)
             self._requestDone(stream_id)
             return 0
         size = min(
-            len(head),
-            self.conn.max_outbound_frame_size,
-            self.conn.local_flow_control_window(stream_id),
+            len(head), conn.max_outbound_frame_size, conn.local_flow_control_window(stream_id)
         )
         if size <= 0:
             self.priority.block(stream_id)  # until a WINDOW_UPDATE unblocks it
@@ -333,13 +371,40 @@ class StreamH2Connection(H2Connection):
             queue.appendleft(view[size:])
             head = view[:size]
         self._queued[stream_id] -= size
-        self.conn.send_data(stream_id, head)
+        if stream_id in self._framing:
+            self._frame_data(stream_id, head)
+        else:
+            # h2 sends a stream's first DATA frame, checking the stream may carry DATA.
+            self._through_h2(conn.send_data, stream_id, head)
+            self._framing.add(stream_id)
         if not queue:
             self.priority.block(stream_id)
         stream = self.streams.get(stream_id)
         if stream is not None:
             stream.update_producer()
         return size
+
+    def _frame_data(self, stream_id: int, data: bytes | memoryview) -> None:
+        """Frame ``data`` as one DATA frame of ``stream_id`` (RFC 9113 §4.1, §6.1: no flags,
+        no padding) and debit h2's flow-control windows as its ``send_data`` would. Used
+        once h2 has sent the stream's first DATA frame: in between, nothing but its end or
+        its reset (after which nothing is framed for it) changes what h2 would check."""
+        conn = self.conn
+        size = len(data)
+        conn.outbound_flow_control_window -= size
+        conn.streams[stream_id].outbound_flow_control_window -= size
+        out = self._out
+        assert out is not None
+        out.append(_DATA_HEADER.pack(size >> 8, size & 0xFF, 0, 0, stream_id))
+        out.append(data)
+
+    def _through_h2(self, send: Callable[..., None], *args: Any) -> None:
+        """Call one of h2's sending methods mid-batch, keeping the frames in order."""
+        out = self._out
+        assert out is not None
+        out.append(self.conn.data_to_send())
+        send(*args)
+        out.append(self.conn.data_to_send())
 
     # Graceful shutdown.
 
@@ -363,10 +428,21 @@ class StreamH2Connection(H2Connection):
         assert transport is not None
         transport.write(data)
 
+    def _tryToWriteControlData(self) -> bool:
+        out = self._out
+        if out is not None:
+            # Mid-batch (a producer resumed by the send loop wrote headers or was reset):
+            # after the frames already in the batch, so a stream's frames stay in order.
+            out.append(self.conn.data_to_send())
+            return True
+        return bool(super()._tryToWriteControlData())
+
     def _write_control(self, data: bytes) -> None:
         """Write a control frame now, or after the frames buffered while the transport
         pushes back."""
-        if self._consumerBlocked is None and not self._bufferedControlFrames:
+        if self._out is not None:
+            self._out.append(data)
+        elif self._consumerBlocked is None and not self._bufferedControlFrames:
             self._write(data)
         else:
             self._bufferedControlFrames.append(data)
