@@ -7,6 +7,7 @@ from twisted_stream import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    ProducerOverflow,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -27,6 +28,7 @@ PUBLIC = [
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "ProducerOverflow",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -69,6 +71,7 @@ def test_every_error_is_a_stream_error() -> None:
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,
+        ProducerOverflow,
         SourceIdleTimeout,
         StreamAborted,
         SubscriberOverflow,
@@ -76,6 +79,7 @@ def test_every_error_is_a_stream_error() -> None:
         assert issubclass(error, StreamError), error
     assert issubclass(FileTruncated, OSError)
     assert issubclass(ChunkTypeError, TypeError)
+    assert issubclass(ProducerOverflow, StreamAborted)
     try:
         raise FileTruncated("short")
     except StreamError as caught:

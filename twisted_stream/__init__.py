@@ -1,9 +1,10 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control.
 
 The package is layered; a module imports only from its own layer or lower ones (a test
-checks it): the base modules ``_errors``, ``_settings``, ``_types`` < ``_http`` (the seam to
-Twisted) < ``_engine`` < ``_sources`` < ``_backends`` < ``_events``, ``_files`` < ``_ops`` <
-this module (the public API) < ``_demo`` < ``tap``. The README's Design section says more.
+checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
+``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
+``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap``.
+docs/guide/design.rst says more.
 """
 
 from ._engine._outcome import Outcome, StreamResult
@@ -13,6 +14,7 @@ from ._errors import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    ProducerOverflow,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -49,6 +51,7 @@ __all__ = [
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "ProducerOverflow",
     "SourceIdleTimeout",
     "State",
     "StatusResource",

@@ -17,6 +17,12 @@ class StreamAborted(StreamError):
     aborted it."""
 
 
+class ProducerOverflow(StreamAborted):
+    """A producer streamed through :func:`~twisted_stream.stream` wrote more than a few
+    buffers nobody asked for (a push producer ignoring ``pauseProducing()``, a pull producer
+    writing outside ``resumeProducing()``): the stream was aborted. The message names it."""
+
+
 class ContentLengthError(StreamError):
     """The source produced a different number of bytes than the declared Content-Length."""
 

@@ -379,24 +379,26 @@ class StreamProducer:
             self.request.finish()
         self._on_end(Outcome.COMPLETED, None)
 
-    def abort(self, reason: str = "aborted by the server") -> None:
-        """End the stream now from the server side: the client sees an incomplete body."""
+    def abort(self, reason: str | StreamAborted = "aborted by the server") -> None:
+        """End the stream now from the server side: the client sees an incomplete body.
+        ``reason`` is a message, or the :class:`StreamAborted` the result is to carry."""
         self._abort(reason, Outcome.ABORTED)
 
-    def _abort(self, reason: str, outcome: Outcome) -> None:
+    def _abort(self, reason: str | StreamAborted, outcome: Outcome) -> None:
         if self.state in TERMINAL:
             return
+        error = reason if isinstance(reason, StreamAborted) else StreamAborted(reason)
         self._fire(Signal.ABORT)
         self._teardown()
         _log.info(
             "{request_line}: stream aborted after {bytes_sent} bytes: {reason}",
             request_line=request_line(self.request),
             bytes_sent=self.bytes_sent,
-            reason=reason,
+            reason=str(error),
         )
         self._unregister()
         abort_connection(self.request, self._clock, flush=False)
-        self._on_end(outcome, Failure(StreamAborted(reason)))
+        self._on_end(outcome, Failure(error))
 
     def _teardown(self) -> None:
         self._next_slice = _cancel(self._next_slice)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -14,6 +14,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from .._settings import StreamSettings
+from ._announce import AnnouncingEndpoint
 from ._checks import one_line
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
@@ -73,9 +74,21 @@ class StreamWebSite(StreamSite):
 
 class StreamWebService(MultiService):
     """What ``twistd streamweb`` runs: one port service per endpoint for ``site``, and the
-    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped."""
+    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped.
 
-    def __init__(self, site: StreamSite, ports: Sequence[str], grace_period: float) -> None:
+    Once a port listens, its URL is logged with what it serves (``serving``) and the URL of
+    each of ``pages`` (``{label: path}``, e.g. the status page).
+    """
+
+    def __init__(
+        self,
+        site: StreamSite,
+        ports: Sequence[str],
+        grace_period: float,
+        *,
+        serving: str = "the site",
+        pages: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
@@ -84,6 +97,12 @@ class StreamWebService(MultiService):
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
         for description in self.ports:
             port = strports.service(description, site)
+            port.endpoint = AnnouncingEndpoint(
+                port.endpoint,
+                tls=description.startswith("ssl:"),
+                serving=serving,
+                pages=pages or {},
+            )
             port.setServiceParent(self)
 
     def privilegedStartService(self) -> None:
@@ -100,12 +119,17 @@ class StreamWebService(MultiService):
             raise SystemExit(f"twistd streamweb: cannot listen: {one_line(e)}") from None
 
 
-def build_service(options: usage.Options, root: IResource) -> StreamWebService:
+def build_service(
+    options: usage.Options, root: IResource, serving: str | None = None
+) -> StreamWebService:
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
-    ``--metrics`` and ``--status`` pages mounted in front of it)."""
-    if options["mounts"]:
-        kinds = {"metrics": MetricsResource, "status": StatusResource}
-        root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
+    ``--metrics`` and ``--status`` pages mounted in front of it); ``serving`` says what
+    ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given)."""
+    pages: dict[str, IResource] = {}
+    for path, kind in options["mounts"].items():
+        pages[path] = StatusResource() if kind == "status" else MetricsResource()
+    if pages:
+        root = Mounts(root, pages)
     site = StreamWebSite(
         root,
         settings=options["settings"],
@@ -113,4 +137,16 @@ def build_service(options: usage.Options, root: IResource) -> StreamWebService:
         headers=options["headers"],
     )
     site.displayTracebacks = bool(options["display-tracebacks"])
-    return StreamWebService(site, options["ports"], options["grace-period"])
+    for page in pages.values():
+        if isinstance(page, StatusResource):
+            page.history(site)  # the charts cover the time since start-up
+    if serving is None:
+        if options["path"] is not None:
+            serving = f"the files under {options['path']}"
+        else:
+            serving = f"{options['app']}" if options["app"] is not None else "the site"
+    labels = {"status": "the status page", "metrics": "the metrics"}
+    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
+    return StreamWebService(
+        site, options["ports"], options["grace-period"], serving=serving, pages=urls
+    )
