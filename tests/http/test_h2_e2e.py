@@ -60,7 +60,8 @@ async def settled(streams: list[Stream], timeout: float = 20.0) -> int:
     return last
 
 
-QUEUE_ALLOWANCE = STREAM_HIGH_WATER + StreamSettings().buffer_size
+BUFFER = StreamSettings().buffer_size
+QUEUE_ALLOWANCE = STREAM_HIGH_WATER + BUFFER
 """What one stream may hold beyond what it sent: its HTTP/2 queue up to the high-water mark
 plus one write of a buffer."""
 TRANSPORT_ALLOWANCE = 256 * 1024
@@ -97,6 +98,11 @@ async def test_stalled_client_with_a_16_mib_window_costs_one_buffer_per_stream(
         )
     total = sum(s.bytes_sent for s in streams)
     assert total <= kernel + TRANSPORT_ALLOWANCE + len(streams) * QUEUE_ALLOWANCE
+    # What the sources gave up (the sync one less the warm-up's 4 blocks; a channel's count
+    # is what was published, not pulled): at most one buffer more than was written.
+    pulled = dict(recorder.pulled, sync=recorder.pulled["sync"] - 4 * len(BLOCK))
+    for kind in set(OURS) - {"channel", "file-resource"}:
+        assert pulled[kind] <= kernel + TRANSPORT_ALLOWANCE + QUEUE_ALLOWANCE + BUFFER, kind
     assert rss_kib() - rss_before < 24 * 1024
 
 
