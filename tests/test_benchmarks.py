@@ -107,6 +107,18 @@ def test_soak_smoke_runs_and_reports(smokes: dict[str, Run]) -> None:
     assert "verdict: " in done.stdout
 
 
+def test_tls_h2_smoke_runs_and_checks_its_targets() -> None:
+    """``python -m benchmarks.tls_h2 --smoke`` serves over HTTP/1.1, HTTPS/1.1 and HTTP/2
+    (with h2load when installed; the stalled HTTP/2 client needs only ``h2``) and prints its
+    tables and the issue's targets."""
+    done = run("benchmarks.tls_h2", "--smoke", "--no-install")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\n== stalled_h2: " in done.stdout
+    assert "HTTP/2 stalled: twisted_stream RSS growth" in done.stdout
+    if "h2load workloads skipped" not in done.stdout:
+        assert "\n== file_1g: " in done.stdout and "\n== sse_100: " in done.stdout
+
+
 def test_benchmarks_use_the_public_api_only() -> None:
     """No benchmark imports a private part of twisted_stream: they measure what users get
     and keep working when the package's insides move."""

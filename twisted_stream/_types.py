@@ -9,6 +9,8 @@
   ``MemoryReactorClock`` in tests); :class:`Reactor` adds what threaded sources need.
 - :data:`Monotonic`: the clock durations and the slice budget are measured on.
 - :class:`StreamRegistry`: what a stream tells its site (``StreamSite`` implements it).
+- :class:`MultiplexedConnection`: a connection carrying many streams (our HTTP/2 connection)
+  as graceful shutdown drains it.
 """
 
 from __future__ import annotations
@@ -102,3 +104,15 @@ class StreamRegistry(Protocol[_S]):
     def admit(self, stream: _S, settings: StreamSettings) -> str | None: ...
 
     def stream_ended(self, stream: _S) -> None: ...
+
+
+@runtime_checkable
+class MultiplexedConnection(Protocol):
+    """A connection carrying many streams (HTTP/2), as graceful shutdown drains it."""
+
+    @property
+    def transport(self) -> object | None: ...
+
+    def go_away(self) -> None:
+        """Take no new stream (HTTP/2: send GOAWAY) and close once the open ones ended and
+        all they queued has been sent."""

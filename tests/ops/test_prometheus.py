@@ -140,6 +140,9 @@ def test_a_fresh_site_exposes_every_family_at_zero() -> None:
     samples = parse(render_text(families(site)).decode())
     assert value(samples, "streams_active") == 0
     assert value(samples, "streams_started_total") == 0
+    for protocol in ("HTTP/1.1", "HTTP/2"):
+        assert value(samples, "streams_active_by_protocol", protocol=protocol) == 0
+        assert value(samples, "streams_started_by_protocol_total", protocol=protocol) == 0
     for outcome in Outcome:
         assert value(samples, "streams_ended_total", outcome=outcome.value) == 0
     assert value(samples, "bytes_sent_total") == 0
@@ -252,6 +255,7 @@ async def test_a_scrape_reports_what_the_site_streamed(
     samples = parse(text)
     assert value(samples, "streams_active") == 0
     assert value(samples, "streams_started_total") == 3
+    assert value(samples, "streams_started_by_protocol_total", protocol="HTTP/1.1") == 3
     assert value(samples, "streams_ended_total", outcome="completed") == 1
     assert value(samples, "streams_ended_total", outcome="source-failed") == 1
     assert value(samples, "streams_ended_total", outcome="client-gone") == 1

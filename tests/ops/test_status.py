@@ -174,6 +174,7 @@ async def test_the_feed_follows_streams_as_they_come_and_go(server: Any) -> None
     row = next(s for s in seen["streams"] if s["path"] == "/gate?watched=1")
     assert row["bytes_sent"] == 6
     assert row["client"] == "127.0.0.1"
+    assert row["protocol"] == "HTTP/1.1"
     raw.transport.abortConnection()  # type: ignore[union-attr]
     await within(handle.when_done())
     gone = await feed.until(lambda e: "/gate?watched=1" not in paths(e), "the stream to go")

@@ -30,19 +30,16 @@ class FakeStream:
         self.started_at = 0.0
         self.path = "/x"
         self.client = "127.0.0.1"
+        self.protocol = "HTTP/1.1"
         self.first_byte_seconds: float | None = None
         self.pause_count = 0
         self.paused_seconds = 0.0
         self.result: StreamResult | None = None
         self.outcome: Outcome | None = None
 
-        class Request:
-            clientproto = b"HTTP/1.1"
-
         class State:
             value = "streaming"
 
-        self.request = Request()
         self.state = State()
         self.__dict__.update(values)
 

@@ -64,6 +64,9 @@ class Stream:
         """True for streams that never end on their own (event streams): graceful shutdown
         ends them cleanly with :meth:`end` instead of aborting them."""
         self.path = request.uri.decode("latin-1", "replace")
+        self.protocol = request.clientproto.decode("latin-1", "replace")
+        """The HTTP version the response is sent with: ``HTTP/1.1``, ``HTTP/1.0`` or
+        ``HTTP/2``."""
         self.client = client_address(request, settings.trust_forwarded_for)
         self._waiters: list[Deferred[StreamResult]] = []
         self._producer = StreamProducer(

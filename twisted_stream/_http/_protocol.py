@@ -4,8 +4,8 @@
 ``_GenericHTTPChannelProtocol`` does for a plain ``Site``: it starts with our
 :class:`~._channel.StreamHTTPChannel` and, on the first bytes of a TLS connection that
 negotiated ``h2`` by ALPN, hands the transport to the HTTP/2 connection class instead. That
-class is a parameter (the site's ``h2_connection``, Twisted's ``H2Connection`` by default),
-so an HTTP/2 connection of ours plugs in here. The switch also counts the connection
+class is a parameter (the site's ``h2_connection``; ours, :class:`~._h2.StreamH2Connection`,
+by default). The switch also counts the connection
 against its client's ``max_connections_per_client`` for its whole life, whichever protocol
 serves it (only while such a limit is set: counting costs an address per connection).
 """
@@ -13,7 +13,7 @@ serves it (only while such a limit is set: counting costs an address per connect
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IProtocol
 from twisted.python.components import proxyForInterface
@@ -22,18 +22,23 @@ from twisted.python.failure import Failure
 from ._channel import StreamHTTPChannel
 from ._clients import ClientConnections, peer_host
 
+if TYPE_CHECKING:
+    from ._h2 import StreamH2Connection
 
-def _twisted_h2() -> Callable[[], Any] | None:
+
+def h2_connection_class() -> type[StreamH2Connection] | None:
+    """Our HTTP/2 connection class (:mod:`._h2`), built with no arguments; None without the
+    ``h2`` package (the ``http2`` extra), when ALPN never offers ``h2`` either."""
     from twisted.web.http import H2_ENABLED
 
     if not H2_ENABLED:
         return None
-    from twisted.web._http2 import H2Connection
+    from ._h2 import StreamH2Connection
 
-    return H2Connection
+    return StreamH2Connection
 
 
-H2_CONNECTION = _twisted_h2()
+H2_CONNECTION = h2_connection_class()
 """The HTTP/2 connection class used unless the site names its own; None without ``h2``."""
 
 

@@ -4,9 +4,10 @@ our own ``HTTPChannel`` subclass, :mod:`._channel`, which *is* the channel).
 Everything the engine needs of a request beyond :class:`~twisted_stream._types.StreamRequest`
 is here, named for what it means: whether the client has gone (``_disconnected``), whether
 the headers went out (``startedWriting``), fake HEAD (``_inFakeHead``), Twisted's response
-encoder (``_encoder``), the site and channel of a request, aborting a connection or an HTTP/2
-stream, and the answers written in place of a stream (the 500 page, the 503 refusal), the
-request line for logs, the client address and the access-log line. Checked against
+encoder (``_encoder``), the site and channel of a request, the HTTP/2 connection of a stream,
+aborting a connection or an HTTP/2 stream, and the answers written in place of a stream (the
+500 page, the 503 refusal), the request line for logs, the client address and the access-log
+line. Checked against
 Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
 """
 
@@ -18,7 +19,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 from twisted.web.server import _GzipEncoder
 
-from .._types import Clock, StreamRequest
+from .._types import Clock, MultiplexedConnection, StreamRequest
 
 FORCE_ABORT_AFTER = 15.0
 """Seconds a failed response may take to flush what it sent before the connection is reset
@@ -76,6 +77,13 @@ def transport_of(request: StreamRequest) -> object | None:
     """The transport of the connection carrying ``request`` (None once detached)."""
     transport: object | None = getattr(getattr(request, "channel", None), "transport", None)
     return transport
+
+
+def multiplexed_connection_of(request: StreamRequest) -> MultiplexedConnection | None:
+    """The HTTP/2 connection carrying ``request`` (``H2Stream._conn``) if it is one that
+    graceful shutdown can drain (ours); None over HTTP/1 or once detached."""
+    connection = getattr(getattr(request, "channel", None), "_conn", None)
+    return connection if isinstance(connection, MultiplexedConnection) else None
 
 
 def has_gzip_encoder(request: StreamRequest) -> bool:

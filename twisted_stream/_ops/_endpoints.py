@@ -106,6 +106,13 @@ def endpoint_problem(description: str) -> str | None:
 
 def _twisted_problem(description: str, error: Exception) -> str:
     """Twisted's own complaint, for what :func:`endpoint_problem` let through."""
+    if isinstance(error, ImportError):
+        if description.startswith("ssl:"):
+            return (
+                "needs TLS support, which is not installed: "
+                "pip install 'twisted_stream[tls]' (or [http2] for HTTP/2 too)"
+            )
+        return f"needs a module that is not installed: {error}"
     if isinstance(error, OSError) and error.filename is not None:
         reason = error.strerror or type(error).__name__
         if description.startswith("ssl:") and "privateKey=" not in description:

@@ -21,6 +21,7 @@ class StreamMetrics:
 
     def __init__(self) -> None:
         self.started = 0
+        self.started_by_protocol: Counter[str] = Counter()
         self.ended: Counter[Outcome] = Counter()
         self.bytes_sent = 0
         self.pauses = 0
@@ -29,8 +30,10 @@ class StreamMetrics:
         self.ttfb_sum = 0.0
         self.ttfb_count = 0
 
-    def stream_started(self) -> None:
+    def stream_started(self, protocol: str = "HTTP/1.1") -> None:
+        """Count a stream that started, sent with ``protocol`` (``Stream.protocol``)."""
         self.started += 1
+        self.started_by_protocol[protocol] += 1
 
     def stream_rejected(self) -> None:
         self.ended[Outcome.REJECTED] += 1
@@ -65,3 +68,10 @@ class StreamMetrics:
         for outcome in Outcome:
             figures[f"streams_{outcome.value.replace('-', '_')}"] = self.ended[outcome]
         return figures
+
+    def by_protocol(self, active: Iterable[Stream]) -> dict[str, tuple[int, int]]:
+        """Streams running now and streams started, per HTTP version (``HTTP/1.1`` and
+        ``HTTP/2`` always listed, others once seen)."""
+        running = Counter(s.protocol for s in active)
+        protocols = sorted({"HTTP/1.1", "HTTP/2", *self.started_by_protocol, *running})
+        return {p: (running[p], self.started_by_protocol[p]) for p in protocols}

@@ -17,6 +17,9 @@ The families (every name starts with ``twisted_stream_``):
 
 - ``streams_active`` (gauge): streams running now;
 - ``streams_started_total``: streams started (refused ones are not started);
+- ``streams_active_by_protocol{protocol=...}`` (gauge) and
+  ``streams_started_by_protocol_total{protocol=...}``: the same per HTTP version
+  (``HTTP/1.1``, ``HTTP/2``, ``HTTP/1.0`` once seen);
 - ``streams_ended_total{outcome=...}``: streams that ended, by outcome: ``completed``,
   ``client-gone`` (ended by the client), ``source-failed``, ``stalled``, ``aborted``, and
   ``rejected`` (refused with 503 for a concurrency limit, never started);
@@ -85,6 +88,14 @@ def families(site: StreamSite) -> list[Family]:
         cumulative += count
         buckets.append(Sample("_bucket", (("le", _number(bound)),), float(cumulative)))
 
+    protocols = metrics.by_protocol(site.active_streams)
+    active_by_protocol = tuple(
+        Sample("", (("protocol", p),), float(active)) for p, (active, _) in protocols.items()
+    )
+    started_by_protocol = tuple(
+        Sample("", (("protocol", p),), float(started)) for p, (_, started) in protocols.items()
+    )
+
     def single(name: str, kind: str, help: str, key: str) -> Family:
         return Family(PREFIX + name, kind, help, (Sample("", (), float(snap[key])),))
 
@@ -95,6 +106,18 @@ def families(site: StreamSite) -> list[Family]:
             "counter",
             "Streams started (streams refused for a limit are not started).",
             "streams_started",
+        ),
+        Family(
+            PREFIX + "streams_active_by_protocol",
+            "gauge",
+            "Streams running now, by HTTP version.",
+            active_by_protocol,
+        ),
+        Family(
+            PREFIX + "streams_started_by_protocol_total",
+            "counter",
+            "Streams started, by HTTP version.",
+            started_by_protocol,
         ),
         Family(
             PREFIX + "streams_ended_total",

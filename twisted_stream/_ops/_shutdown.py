@@ -7,7 +7,9 @@ returns a Deferred that holds the reactor's shutdown until every stream of the s
 ended: streams get ``grace_period`` seconds to end on their own; then endless ones (event
 streams, ``Stream.endless``) are ended cleanly so clients reconnect elsewhere, and every other
 unfinished one is aborted so its client sees an incomplete body. Either way the stream's
-source is closed (a generator's ``finally`` runs) before the Deferred fires.
+source is closed (a generator's ``finally`` runs) before the Deferred fires. An HTTP/2
+connection is sent ``GOAWAY`` as soon as one of its streams is seen: its client opens no new
+stream there, and the connection closes once its open streams have ended.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from .._engine._stream import Stream
-from .._http._twisted import request_line, transport_of
+from .._http._twisted import multiplexed_connection_of, request_line, transport_of
 from .._sources._stream import default_reactor
-from .._types import Clock
+from .._types import Clock, MultiplexedConnection
 from ._site import StreamSite
 
 _log = Logger(namespace="twisted_stream.shutdown")
@@ -98,6 +100,8 @@ class _Drain:
         """Each stream followed, and its source's release."""
         self._transports: list[Any] = []
         """Transports of the streams' connections (TCP or TLS, in practice)."""
+        self._multiplexed: list[MultiplexedConnection] = []
+        """HTTP/2 connections of the streams, each sent GOAWAY once."""
         self._timer: IDelayedCall | None = None
         self._finishing = False
         self.done: Deferred[None] = Deferred()
@@ -121,6 +125,10 @@ class _Drain:
                 transport = transport_of(active.request)
                 if transport is not None and transport not in self._transports:
                     self._transports.append(transport)
+                connection = multiplexed_connection_of(active.request)
+                if connection is not None and connection not in self._multiplexed:
+                    self._multiplexed.append(connection)
+                    connection.go_away()
                 active.when_done().addCallback(lambda _: self._one_ended())
         if not self._streams:
             self._finish()
@@ -199,12 +207,14 @@ class _Drain:
         fires once all are closed, or after ``close_timeout`` seconds.
         """
         closing = [t for t in self._transports if _is_open(t)]
+        for transport in closing:
+            transport.loseConnection()
+        # An HTTP/2 connection closes itself once its streams' responses are sent (GOAWAY).
+        closing += [c.transport for c in self._multiplexed if _is_open(c.transport)]
         done: Deferred[None] = Deferred()
         if not closing:
             done.callback(None)
             return done
-        for transport in closing:
-            transport.loseConnection()
         # This waits on real sockets, so it polls on the real reactor and real time, not on
         # the grace clock (which a test may drive by hand).
         reactor = default_reactor(None)

@@ -10,7 +10,7 @@ from twisted.web.server import Site
 
 from .._engine._stream import Stream
 from .._http._clients import ClientConnections
-from .._http._protocol import http_protocol
+from .._http._protocol import h2_connection_class, http_protocol
 from .._settings import StreamSettings
 from .._sources._pool import StreamThreadPool
 from .._types import Monotonic
@@ -37,6 +37,9 @@ class StreamSite(Site):
     """
 
     protocol = http_protocol
+    h2_connection = h2_connection_class()
+    """The class of the site's HTTP/2 connections (ALPN ``h2``): ours, which bounds memory
+    per stream whatever window the client grants; None without the ``http2`` extra."""
 
     def __init__(
         self, resource: Any, *args: Any, settings: StreamSettings | None = None, **kwargs: Any
@@ -84,7 +87,7 @@ class StreamSite(Site):
             self.metrics.stream_rejected()
             return reason
         self.active_streams.add(stream)
-        self.metrics.stream_started()
+        self.metrics.stream_started(stream.protocol)
         return None
 
     def stream_ended(self, stream: Stream) -> None:

@@ -170,10 +170,9 @@ def _total_key(outcome: Outcome) -> str:
 
 
 def protocol_of(stream: Stream) -> str:
-    """The HTTP version the stream is served over, as the client sent it (``HTTP/1.1``;
-    Twisted's HTTP/2 requests say ``HTTP/2``)."""
-    proto = getattr(stream.request, "clientproto", b"")
-    return bytes(proto).decode("latin-1", "replace") or "-"
+    """The HTTP version the stream is served over (``Stream.protocol``: ``HTTP/1.1``,
+    ``HTTP/2``)."""
+    return stream.protocol or "-"
 
 
 def kind_of(stream: Stream) -> str:
