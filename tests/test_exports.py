@@ -30,6 +30,7 @@ PUBLIC = [
     "NDJSONResource",
     "Outcome",
     "ProducerOverflow",
+    "ProxyResource",
     "SourceIdleTimeout",
     "State",
     "StatusResource",

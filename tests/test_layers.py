@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"_sources"},
     {"_backends"},
     {"_events", "_files"},
+    {"_proxy"},
     {"_ops"},
     {"__init__"},  # twisted_stream itself: the public API
     {"_demo"},  # the demo uses the public API only

@@ -3,7 +3,8 @@
 The package is layered; a module imports only from its own layer or lower ones (a test
 checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
 ``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
-``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap``.
+``_events``, ``_files`` < ``_proxy`` < ``_ops`` < this module (the public API) < ``_demo``
+< ``tap``.
 docs/guide/design.rst says more.
 """
 
@@ -34,6 +35,7 @@ from ._ops._prometheus import MetricsResource
 from ._ops._shutdown import GracefulShutdown
 from ._ops._site import StreamSite
 from ._ops._status import StatusResource
+from ._proxy._resource import ProxyResource
 from ._settings import StreamSettings
 from ._sources._resource import StreamingResource
 from ._sources._stream import stream
@@ -53,6 +55,7 @@ __all__ = [
     "NDJSONResource",
     "Outcome",
     "ProducerOverflow",
+    "ProxyResource",
     "SourceIdleTimeout",
     "State",
     "StatusResource",

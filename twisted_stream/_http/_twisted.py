@@ -73,6 +73,13 @@ def default_content_type(request: StreamRequest) -> bytes | None:
     return found if isinstance(found, bytes) else None
 
 
+def without_default_content_type(request: StreamRequest) -> None:
+    """Send no ``Content-Type`` unless one is set (``Request.defaultContentType``, which
+    would otherwise label an untyped response ``text/html``): a relayed response keeps
+    exactly the upstream's headers."""
+    request.defaultContentType = None  # type: ignore[attr-defined]
+
+
 def transport_of(request: StreamRequest) -> object | None:
     """The transport of the connection carrying ``request`` (None once detached)."""
     transport: object | None = getattr(getattr(request, "channel", None), "transport", None)

@@ -1,0 +1,96 @@
+"""The only module touching the internals of Twisted's HTTP client (``web/client.py``,
+``web/_newclient.py``), for the reverse proxy.
+
+Twisted's ``Agent`` gives a response's headers without its connection-control ones
+(``Connection`` goes to the parser's ``connHeaders``), so the fields a ``Connection`` header
+names, which are hop-by-hop (RFC 9110 §7.6.1), cannot be told apart; and it drops interim
+(1xx) responses with a log line, so a request sent with ``Expect: 100-continue`` cannot know
+that the server asked for its body. :func:`observe_pool` makes a pool's connections use
+:class:`_ObservingProtocol`, an ``HTTP11ClientProtocol`` that reports both: each final
+response carries the ``Connection`` tokens (:func:`connection_options`), and an interim
+response is told to the request's body producer if it has an ``interim_response(code)``
+method (:class:`InterimObserver`). Everything else is Twisted's own behaviour. Checked
+against Twisted 26.10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
+from twisted.web._newclient import HTTP11ClientProtocol, HTTPClientParser
+from twisted.web._newclient import Request as ClientRequest
+from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.iweb import IResponse
+
+_TOKENS = "_twisted_stream_connection_options"
+"""Where a response keeps the lower-cased tokens of its ``Connection`` header."""
+
+
+@runtime_checkable
+class InterimObserver(Protocol):
+    """A request body producer that wants to know of interim responses (``100 Continue``)."""
+
+    def interim_response(self, code: int) -> None: ...
+
+
+def _split_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
+    return frozenset(
+        token.strip().lower() for value in values for token in value.split(b",") if token.strip()
+    )
+
+
+def _observe(parser: HTTPClientParser, observer: InterimObserver | None) -> None:
+    """Wrap the parser's end-of-headers step: tell ``observer`` of a 1xx (which Twisted then
+    ignores), and keep a final response's ``Connection`` tokens on it."""
+    original = parser.allHeadersReceived
+
+    def allHeadersReceived() -> None:
+        response = parser.response
+        if 100 <= response.code < 200:
+            if observer is not None:
+                observer.interim_response(response.code)
+        else:
+            values = parser.connHeaders.getRawHeaders(b"connection", [])
+            setattr(response, _TOKENS, _split_tokens(values))
+        original()  # type: ignore[no-untyped-call]
+
+    parser.allHeadersReceived = allHeadersReceived  # type: ignore[method-assign]
+
+
+class _ObservingProtocol(HTTP11ClientProtocol):
+    """Twisted's client protocol, with each request's parser observed (:func:`_observe`)."""
+
+    def request(self, request: ClientRequest) -> Deferred[IResponse]:
+        before = self._parser
+        d = super().request(request)
+        parser = self._parser
+        if parser is not None and parser is not before:
+            producer = request.bodyProducer
+            _observe(parser, producer if isinstance(producer, InterimObserver) else None)
+        return d
+
+
+class _ObservingFactory(_HTTP11ClientFactory):
+    """The pool's protocol factory, building :class:`_ObservingProtocol`."""
+
+    def buildProtocol(self, addr: IAddress | None) -> HTTP11ClientProtocol:
+        return _ObservingProtocol(self._quiescentCallback)  # type: ignore[no-untyped-call]
+
+
+def observe_pool(pool: HTTPConnectionPool) -> HTTPConnectionPool:
+    """Make the new connections of ``pool`` report ``Connection`` tokens and interim
+    responses; returns ``pool``. A pool whose factory is not Twisted's own is left alone
+    (its responses then have no tokens and interim responses go unseen)."""
+    if pool._factory in (_HTTP11ClientFactory, _ObservingFactory):
+        pool._factory = _ObservingFactory
+    return pool
+
+
+def connection_options(response: IResponse) -> frozenset[bytes] | None:
+    """The lower-cased tokens of ``response``'s ``Connection`` header (the hop-by-hop fields
+    it names, and ``close``/``keep-alive``); None when its connection was not observed."""
+    found = getattr(response, _TOKENS, None)
+    return found if isinstance(found, frozenset) else None
