@@ -22,7 +22,7 @@ from twisted.internet import reactor
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from examples import big_download, countdown, large_csv
+from examples import big_download, countdown, large_csv, proxy
 from twisted_stream import Outcome, State
 
 from .ops.test_plugin_e2e import Body, open_body, twistd_processes
@@ -196,6 +196,35 @@ async def test_big_download_stops_generating_when_the_client_leaves(server: Any)
     result = await within(handle.when_done())
     assert result.outcome is Outcome.CLIENT_GONE
     assert result.bytes_sent < 64 * 1024 * 1024
+
+
+# proxy.
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxy_forwards_api_and_serves_its_own_page(server: Any) -> None:
+    """``make_root(upstream)`` serves its page at / and forwards /api/... to the upstream
+    (here the big download), with its length and bytes, telling the upstream who sent it."""
+    seen: list[Any] = []
+
+    class Upstream(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> Any:
+            seen.append(request)
+            return big_download.resource.render_GET(request)
+
+    server.serve(Upstream())
+    upstream = server.url("")
+    server.serve(proxy.make_root(upstream))
+    headers, body = await raw_response(server.port, "/api/file?size=70000")
+    assert headers["content-length"] == "70000" and headers["via"] == "1.1 twisted_stream"
+    assert body == bytes(i % 256 for i in range(70000))
+    assert seen[0].uri == b"/file?size=70000"
+    assert seen[0].getHeader(b"x-proxied-by") == b"twisted_stream"
+    _, page = await raw_response(server.port, "/")
+    assert b'href="/api/"' in page
+    assert proxy.resource is not None
 
 
 # existing_service.tac.

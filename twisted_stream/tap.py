@@ -7,6 +7,7 @@ parses the command line (a bad value ends the process with a one-line message) a
     twistd -n streamweb --port 8080                        # the built-in demo site
     twistd -n streamweb --path /srv/files --listing        # files, streamed with flow control
     twistd -n streamweb --app examples.countdown:resource  # your IResource at /
+    twistd -n streamweb --proxy http://127.0.0.1:9000      # a streaming reverse proxy
 
 The options and the service live in :mod:`twisted_stream._ops`; this module only adds the
 demo site as the default root.
@@ -27,10 +28,14 @@ bad option and value and a pointer to ``--help``, exit status 2."""
 
 def makeService(options: Options) -> StreamWebService:
     """Build the service ``twistd streamweb`` runs from parsed :class:`Options`: the
-    ``--path`` or ``--app`` root, else the demo site."""
+    ``--path``, ``--app`` or ``--proxy`` root, else the demo site (linking the proxies
+    mounted at paths)."""
     root = options["root"]
     if root is None:
-        mounted = {kind: path for path, kind in options["mounts"].items()}
-        demo = demo_resource(status=mounted.get("status"), metrics=mounted.get("metrics"))
+        mounted = {kind: path for path, kind in options["mounts"].items() if kind != "proxy"}
+        proxies = {path: p.upstream.url for path, p in options["proxies"].items()}
+        demo = demo_resource(
+            status=mounted.get("status"), metrics=mounted.get("metrics"), proxies=proxies
+        )
         return build_service(options, demo, serving="the demo site")
     return build_service(options, root)

@@ -299,3 +299,46 @@ def test_twistd_options_exit_with_one_line(
     first, hint = err.splitlines()
     assert first.startswith(f"twistd streamweb: {message}")
     assert hint == HELP_HINT == "Run 'twistd streamweb --help' for the options."
+
+
+# --proxy.
+
+
+def test_proxy_at_the_root_and_at_paths() -> None:
+    """``--proxy URL`` is the root; ``--proxy /PATH=URL`` (repeatable) is mounted at the
+    path, the URL checked by ProxyResource itself."""
+    from twisted_stream import ProxyResource
+
+    options = parse("--proxy", "http://127.0.0.1:9000", "--proxy", "/api/=http://10.0.0.2/v1",
+                    "--proxy", "/b/c=https://example.org")  # fmt: skip
+    root = options["root"]
+    assert isinstance(root, ProxyResource) and root.upstream.url == "http://127.0.0.1:9000"
+    proxies = {path: proxy.upstream.url for path, proxy in options["proxies"].items()}
+    assert proxies == {
+        "/": "http://127.0.0.1:9000",
+        "/api": "http://10.0.0.2/v1",
+        "/b/c": "https://example.org",
+    }
+    assert options["mounts"] == {"/api": "proxy", "/b/c": "proxy"}
+    assert parse("--proxy", "/api=http://h")["root"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--proxy", "ftp://h"], "--proxy 'ftp://h': upstream URL 'ftp://h': expected http"),
+        (["--proxy", "/api"], "--proxy '/api': give /PATH=URL, as in /api=http://127.0.0.1:9000"),
+        (["--proxy", "/=http://h"], "--proxy '/=http://h': give a path like /api before the ="),
+        (["--proxy", "http://a", "--proxy", "http://b"], "another --proxy is already at /"),
+        (["--proxy", "/x=http://a", "--proxy", "/x/=http://b"], "already at '/x'"),
+        (["--proxy", "/s=http://a", "--status", "/s"], "--proxy and --status cannot share"),
+        (
+            ["--proxy", "http://a", "--app", "examples.countdown:resource"],
+            "cannot be used with --app",
+        ),
+    ],
+)
+def test_bad_proxies_are_usage_errors(args: list[str], expected: str) -> None:
+    """A bad --proxy value, two proxies at one path, a path shared with another page, or a
+    proxy at / beside --path/--app is a one-line usage error."""
+    assert expected in usage_error(*args)

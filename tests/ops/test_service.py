@@ -270,3 +270,35 @@ def test_status_history_starts_with_the_service() -> None:
     assert segments == (b"_status",) and isinstance(page, StatusResource)
     assert service.site in page._histories, "started before any request"
     # Its timer holds the page and the site weakly: it stops once they are collected.
+
+
+def test_proxies_are_mounted_in_front_of_the_content_and_announced(tmp_path: Path) -> None:
+    """``--proxy /PATH=URL`` mounts a ProxyResource in front of the content; ``--proxy URL``
+    alone serves it at /; the start-up lines name the upstreams."""
+    from twisted_stream import Mounts, ProxyResource
+
+    service = makeService(parse("--path", str(tmp_path), "--proxy", "/api=http://127.0.0.1:9000"))
+    root = service.site.resource
+    assert isinstance(root, Mounts) and isinstance(root.root, FileResource)
+    assert [(b"/".join(s), type(r)) for s, r in root.mounts] == [(b"api", ProxyResource)]
+    announced = [p.endpoint for p in list(service)[1:]]  # type: ignore[attr-defined]
+    assert announced[0].pages == {"a proxy to http://127.0.0.1:9000": "/api"}
+    alone = makeService(parse("--proxy", "http://127.0.0.1:9000"))
+    assert isinstance(alone.site.resource, ProxyResource)
+    assert list(alone)[1].endpoint.serving == "a proxy to http://127.0.0.1:9000"  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_links_the_proxies_and_serves_through_them(
+    listen: Any, client: Any
+) -> None:
+    """With the demo as the content, ``--proxy /up=URL`` is linked from the index and
+    forwards to the upstream (here the demo itself, through another mount)."""
+    first = listen()
+    running = listen("--proxy", f"/up={first.url('/')}")
+    response = await within(client.get(running.url("/")))
+    page = (await within(response.content())).decode()
+    assert 'href="/up/"' in page and first.url("/") in page
+    proxied = await within(client.get(running.url("/up/csv?rows=2&inline=1")))
+    assert proxied.code == 200
+    assert (await within(proxied.content())).startswith(b"id,square")

@@ -13,6 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -69,6 +70,11 @@ class Upstream:
             self.streams.append(handle)
 
 
+class _Root(Resource):
+    def getChild(self, path: bytes, request: Any) -> Resource:
+        return pages.notFound()
+
+
 class _Leaf(Resource):
     isLeaf = True
 
@@ -109,7 +115,9 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
         body = pattern(size)
         pieces = (body[at : at + piece] for at in range(0, size, piece))
         length = None if request.args.get(b"chunked") else size
-        return stream(request, pieces, content_type="application/octet-stream", content_length=length)
+        return stream(
+            request, pieces, content_type="application/octet-stream", content_length=length
+        )
 
     def endless(request: Any) -> Any:
         size = _query(request, "size", 0)
@@ -147,7 +155,10 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
         return json.dumps(
             {
                 "uri": seen["uri"].decode("latin-1"),
-                "headers": {k.decode(): [v.decode("latin-1") for v in vs] for k, vs in seen["headers"].items()},
+                "headers": {
+                    k.decode(): [v.decode("latin-1") for v in vs]
+                    for k, vs in seen["headers"].items()
+                },
             }
         ).encode()
 
@@ -159,7 +170,7 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
         data = request.content.read()
         return b"%d %s" % (len(data), hashlib.sha256(data).hexdigest().encode())
 
-    root = Resource()
+    root = _Root()
     for name, render in {
         "bytes": generated,
         "endless": endless,
@@ -212,7 +223,9 @@ class Proxied:
 
     def close(self) -> None:
         for request in self.upstream.silent:
-            if not getattr(request, "finished", True) and not getattr(request, "_disconnected", False):
+            if not getattr(request, "finished", True) and not getattr(
+                request, "_disconnected", False
+            ):
                 request.finish()
         pytest_twisted.blockon(self.proxy.pool.closeCachedConnections())
         for port in self.ports:

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.error import ConnectionLost
-from twisted.web.resource import Resource
 
-from twisted_stream import Event, Outcome, ProxyResource, StreamSettings, StreamSite
+from twisted_stream import Event, Outcome, ProxyResource, StreamSettings
 
 from ..http.test_hostile_clients import rss_mib
 from ..rawclient import connect, get, parse_response
@@ -62,7 +61,9 @@ async def fetch(port: int, path: str, extra: str = "", method: str = "GET") -> b
     ids=["empty", "small", "4MiB-length", "4MiB-chunked", "small-pieces-chunked"],
 )
 @pytest_twisted.ensureDeferred
-async def test_bodies_are_byte_exact(proxied: Proxied, query: str, size: int, chunked: bool) -> None:
+async def test_bodies_are_byte_exact(
+    proxied: Proxied, query: str, size: int, chunked: bool
+) -> None:
     """Every body arrives byte for byte: with the upstream's Content-Length when it sent
     one, chunked when it did not (small pieces included); the proxied stream completes."""
     status, headers, body = parse_response(await fetch(proxied.port, f"/bytes?{query}"))
@@ -144,7 +145,9 @@ async def test_events_are_relayed_one_by_one_and_last_event_id_goes_up(proxied: 
     channel = proxied.upstream.channel
     for number in (1, 2, 3):
         channel.publish(Event(f"tick {number}", id=str(number)))
-        await until(lambda n=number: b"data: tick %d\n" % n in raw.received, what=f"event {number}")
+        await until(
+            lambda n=number: b"data: tick %d\n" % n in raw.received, what=f"event {number}"
+        )
         assert b"tick %d" % (number + 1) not in raw.received
     raw.transport.abortConnection()  # type: ignore[union-attr]
 
@@ -267,8 +270,14 @@ async def test_ranges_and_conditional_requests_pass_through(
     status, headers, body = parse_response(
         await fetch(proxied.port, "/files/file.bin", "Range: bytes=1000-1999\r\n")
     )
-    assert (status, headers["content-range"], body) == (206, ["bytes 1000-1999/100000"], data[1000:2000])
-    etag = parse_response(await fetch(proxied.port, "/files/file.bin", method="HEAD"))[1]["etag"][0]
+    assert (status, headers["content-range"], body) == (
+        206,
+        ["bytes 1000-1999/100000"],
+        data[1000:2000],
+    )
+    etag = parse_response(await fetch(proxied.port, "/files/file.bin", method="HEAD"))[1]["etag"][
+        0
+    ]
     status, headers, body = parse_response(
         await fetch(proxied.port, "/files/file.bin", f"If-None-Match: {etag}\r\n")
     )

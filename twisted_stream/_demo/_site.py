@@ -3,13 +3,14 @@
 An index page links every demo; each lives in its own module and uses only the public API
 (``from twisted_stream import ...``): the countdown, CSV, download and clock pages
 (:mod:`._pages`), flow control seen live (:mod:`._flow`), Server-Sent Events
-(:mod:`._events`) and a streamed template (:mod:`._template`). Every page shares one
-stylesheet and icon (:mod:`._style`). Query parameters let tests and curious users make
-them quick or small.
+(:mod:`._events`), a streamed template (:mod:`._template`) and the demo again through a
+``ProxyResource`` (:mod:`._proxy`). Every page shares one stylesheet and icon
+(:mod:`._style`). Query parameters let tests and curious users make them quick or small.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 
@@ -22,6 +23,7 @@ from twisted_stream import StreamingResource
 from ._events import events_demo
 from ._flow import flow_demo
 from ._pages import Clock, Countdown, Csv, Download
+from ._proxy import proxied_demo
 from ._query import HTML, page
 from ._style import favicon, stylesheet
 from ._template import template_demo
@@ -79,6 +81,12 @@ DEMO_LINKS: list[DemoLink] = [
         "Streamed template",
         "A twisted.web.template page whose table rows are rendered and sent one at a time.",
     ),
+    DemoLink(
+        "/proxied/",
+        "Through the proxy",
+        "The download, CSV and clock again, through a ProxyResource in front of this same "
+        "server: flow control and teardown hold end to end.",
+    ),
 ]
 
 
@@ -121,8 +129,11 @@ def _items(links: list[DemoLink]) -> str:
     return f'<ul class="demos">\n{items}\n</ul>'
 
 
-def ops_links(status: str | None, metrics: str | None) -> list[DemoLink]:
-    """Index entries for the status page and the metrics, where they are mounted."""
+def ops_links(
+    status: str | None, metrics: str | None, proxies: Mapping[str, str] | None = None
+) -> list[DemoLink]:
+    """Index entries for the status page, the metrics and each proxy (``{path: upstream
+    URL}``), where they are mounted."""
     found = []
     if status is not None:
         found.append(
@@ -137,6 +148,15 @@ def ops_links(status: str | None, metrics: str | None) -> list[DemoLink]:
         found.append(
             DemoLink(metrics, "Metrics", "The streams' counters in Prometheus text format.")
         )
+    for path, url in sorted((proxies or {}).items()):
+        found.append(
+            DemoLink(
+                path + "/",
+                f"Proxy to {url}",
+                f"Requests below {path} are forwarded to {url} (--proxy), streamed with flow "
+                "control both ways.",
+            )
+        )
     return found
 
 
@@ -145,11 +165,17 @@ class _Root(Resource):
         return pages.notFound()
 
 
-def demo_resource(*, status: str | None = None, metrics: str | None = None) -> Resource:
+def demo_resource(
+    *,
+    status: str | None = None,
+    metrics: str | None = None,
+    proxies: Mapping[str, str] | None = None,
+) -> Resource:
     """The root resource of the demo site; ``status`` and ``metrics`` are the paths of the
-    status page and the metrics, when the server mounts them, for the index to link."""
+    status page and the metrics, and ``proxies`` the paths and upstream URLs of the
+    proxies, when the server mounts them, for the index to link."""
     root = _Root()  # type: ignore[no-untyped-call]
-    root.putChild(b"", Index(DEMO_LINKS, ops_links(status, metrics)))
+    root.putChild(b"", Index(DEMO_LINKS, ops_links(status, metrics, proxies)))
     root.putChild(b"style.css", stylesheet())
     root.putChild(b"favicon.svg", favicon())
     root.putChild(b"favicon.ico", favicon())
@@ -160,4 +186,5 @@ def demo_resource(*, status: str | None = None, metrics: str | None = None) -> R
     root.putChild(b"clock", Clock())  # type: ignore[no-untyped-call]
     root.putChild(b"events", events_demo())
     root.putChild(b"template", template_demo())
+    root.putChild(b"proxied", proxied_demo())
     return root

@@ -12,6 +12,7 @@ from typing import Any
 from twisted.python import usage
 from twisted.web.resource import IResource
 
+from .._proxy._resource import ProxyResource
 from .._settings import StreamSettings
 from ._checks import check_header, file_resource, load_app, one_line
 from ._endpoints import check_endpoint
@@ -100,6 +101,7 @@ class Options(usage.Options):
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
         self["headers"] = []
+        self["proxy"] = []
 
     def opt_listen(self, description: str) -> None:
         self["listen"].append(description)
@@ -118,6 +120,15 @@ class Options(usage.Options):
         "itself (repeatable)."
     )
 
+    def opt_proxy(self, spec: str) -> None:
+        self["proxy"].append(spec)
+
+    opt_proxy.__doc__ = (
+        "Proxy to an upstream HTTP server with flow control both ways: a URL serves it at / "
+        "(instead of --path or --app); /PATH=URL mounts it at /PATH in front of what is "
+        "served (repeatable)."
+    )
+
     def parseArgs(self, *args: str) -> None:
         if args:
             raise usage.UsageError(
@@ -131,6 +142,7 @@ class Options(usage.Options):
         self["grace-period"] = self._seconds("grace-period")
         self["close-timeout"] = self._seconds("close-timeout")
         self["logfile"] = self._logfile()
+        self["proxies"] = self._proxies()
         self["root"] = self._root()
         self["mounts"] = self._mounts()
 
@@ -185,7 +197,8 @@ class Options(usage.Options):
         return full
 
     def _mounts(self) -> dict[str, str]:
-        """``{path: "metrics" | "status"}`` for --metrics and --status."""
+        """``{path: "metrics" | "status" | "proxy"}`` for --metrics, --status and each
+        --proxy mounted at a path."""
         mounts: dict[str, str] = {}
         for option in ("metrics", "status"):
             path = self[option]
@@ -197,12 +210,44 @@ class Options(usage.Options):
             if key in mounts:
                 raise usage.UsageError(f"--metrics and --status cannot share the path {key!r}")
             mounts[key] = option
+        for key in self["proxies"]:
+            if key == "/":
+                continue
+            if key in mounts:
+                raise usage.UsageError(
+                    f"--proxy and --{mounts[key]} cannot share the path {key!r}"
+                )
+            mounts[key] = "proxy"
         return mounts
+
+    def _proxies(self) -> dict[str, ProxyResource]:
+        """``{path: ProxyResource}`` for the --proxy options (``/`` for one given as a bare
+        URL)."""
+        proxies: dict[str, ProxyResource] = {}
+        for spec in self["proxy"]:
+            path, url = proxy_spec(spec)
+            if path in proxies:
+                where = "at /" if path == "/" else f"at {path!r}"
+                raise usage.UsageError(f"--proxy {spec!r}: another --proxy is already {where}")
+            try:
+                proxies[path] = ProxyResource(url)
+            except ValueError as e:
+                raise usage.UsageError(f"--proxy {spec!r}: {one_line(e)}") from None
+        return proxies
 
     def _root(self) -> IResource | None:
         path, app = self["path"], self["app"]
         if path is not None and app is not None:
             raise usage.UsageError("--path and --app cannot be used together")
+        proxy: ProxyResource | None = self["proxies"].get("/")
+        if proxy is not None and (path is not None or app is not None):
+            given = "--path" if path is not None else "--app"
+            raise usage.UsageError(
+                f"--proxy {proxy.upstream.url} serves / and cannot be used with {given}; "
+                "mount it at a path instead: --proxy /PATH=URL"
+            )
+        if proxy is not None:
+            return proxy
         if self["listing"] and path is None:
             raise usage.UsageError("--listing only applies with --path")
         if path is not None:
@@ -210,6 +255,22 @@ class Options(usage.Options):
         if app is not None:
             return load_app(app)
         return None
+
+
+def proxy_spec(spec: str) -> tuple[str, str]:
+    """``(path, url)`` of a --proxy value: ``URL`` is at ``/``, ``/PATH=URL`` at ``/PATH``;
+    ``UsageError`` for a path that is not one."""
+    if not spec.startswith("/"):
+        return "/", spec
+    path, equals, url = spec.partition("=")
+    segments = path.strip("/")
+    if not equals or not url:
+        raise usage.UsageError(
+            f"--proxy {spec!r}: give /PATH=URL, as in /api=http://127.0.0.1:9000"
+        )
+    if not segments or "//" in segments:
+        raise usage.UsageError(f"--proxy {spec!r}: give a path like /api before the =")
+    return "/" + segments, url
 
 
 class TwistdOptions(Options):

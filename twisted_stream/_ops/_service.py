@@ -128,7 +128,10 @@ def build_service(
     ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given)."""
     pages: dict[str, IResource] = {}
     for path, kind in options["mounts"].items():
-        pages[path] = StatusResource() if kind == "status" else MetricsResource()
+        if kind == "proxy":
+            pages[path] = options["proxies"][path]
+        else:
+            pages[path] = StatusResource() if kind == "status" else MetricsResource()
     if pages:
         root = Mounts(root, pages)
     site = StreamWebSite(
@@ -144,10 +147,17 @@ def build_service(
     if serving is None:
         if options["path"] is not None:
             serving = f"the files under {options['path']}"
+        elif options["app"] is not None:
+            serving = f"{options['app']}"
+        elif "/" in options["proxies"]:
+            serving = f"a proxy to {options['proxies']['/'].upstream.url}"
         else:
-            serving = f"{options['app']}" if options["app"] is not None else "the site"
+            serving = "the site"
     labels = {"status": "the status page", "metrics": "the metrics"}
-    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
+    urls = {
+        labels.get(kind) or f"a proxy to {options['proxies'][path].upstream.url}": path
+        for path, kind in options["mounts"].items()
+    }
     return StreamWebService(
         site,
         options["ports"],

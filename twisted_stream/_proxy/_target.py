@@ -49,11 +49,11 @@ class Upstream:
 
     def target(self, path: bytes, consumed: int, uri: bytes) -> bytes:
         """The absolute URL for a request whose raw ``path`` had its first ``consumed``
-        segments taken by the resources in front of the proxy; the query of ``uri`` is
-        kept as sent (``?`` alone included)."""
+        segments taken by the resources in front of the proxy, with the query of ``uri`` as
+        sent."""
         segments = path[1:].split(b"/") if path.startswith(b"/") else [path]
         rest = segments[consumed:]
         forwarded = b"/" + b"/".join(rest) if rest else b""
         full = self.base_path + forwarded or b"/"
-        _, question, query = uri.partition(b"?")
-        return self.origin + full + question + query
+        query = uri.partition(b"?")[2]
+        return self.origin + full + (b"?" + query if query else b"")
