@@ -9,6 +9,7 @@ import json
 import os
 import pstats
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -88,6 +89,7 @@ class Suite:
         self.routes: dict[tuple[str, str], str] = {}
         self.failures = 0
         self.root = ""
+        self.upstream: ServerProcess | None = None
 
     # Servers.
 
@@ -95,7 +97,8 @@ class Suite:
         """Start a server for ``target`` (the caller waits until it is ready)."""
         workdir = tempfile.mkdtemp(dir=self.scratch)
         profile = os.path.join(workdir, "profile.prof") if self.args.profile else None
-        launch = Launch(free_port(), self.root, workdir, sse_every, profile)
+        upstream = f"http://127.0.0.1:{self.upstream.port}" if self.upstream else None
+        launch = Launch(free_port(), self.root, workdir, sse_every, profile, upstream)
         server = ServerProcess(
             target,
             TARGETS[target].command(launch),
@@ -105,6 +108,17 @@ class Suite:
         if profile:
             self.profiles[server.pid] = profile
         return server
+
+    def start_upstream(self) -> None:
+        """The upstream of the proxy workloads, on the client's CPU, if one is selected."""
+        if not any(w.upstream for w in self.workloads):
+            return
+        port = free_port()
+        command = [sys.executable, "-m", "benchmarks.servers.upstream_server", "--port",
+                   str(port), "--root", self.root]  # fmt: skip
+        cpus = self.pinned[0] if self.pinned else None
+        self.upstream = ServerProcess("upstream", command, port, cpus=cpus)
+        self.upstream.wait_ready()
 
     def stop(self, server: ServerProcess, what: str) -> None:
         server.close()
@@ -168,11 +182,14 @@ class Suite:
         if self.pinned:
             os.sched_setaffinity(0, self.pinned[0])
         try:
+            self.start_upstream()
             for workload in self.workloads:
                 self.run_workload(workload)
         finally:
             for target, server in self.shared.items():
                 self.stop(server, f"{target}: all shared-server workloads")
+            if self.upstream is not None:
+                self.upstream.close()
             remove(self.root)
             shutil.rmtree(self.scratch, ignore_errors=True)
         groups: dict[int, list[str]] = {}

@@ -1,6 +1,6 @@
 """The targets: every server the suite compares, what each can serve, how each starts.
 
-A target has *features* (``files``, ``gen``, ``sse``: the route families listed in
+A target has *features* (``files``, ``gen``, ``sse``, ``proxy``: the route families listed in
 ``servers/_common.py``); a workload runs on every selected target that has one of the
 features it names. Adding a peer: write ``servers/<name>_server.py`` answering the routes of
 the features it has, and add a ``Target`` to ``TARGETS`` below.
@@ -28,6 +28,7 @@ class Launch:
     workdir: str  # a private scratch directory (nginx's prefix)
     sse_every: float
     profile: str | None = None  # where a Python server writes cProfile statistics
+    upstream: str | None = None  # the URL /proxy/ forwards to (the proxy workloads)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def python_server(module: str) -> Callable[[Launch], list[str]]:
         cmd += ["--root", launch.root, "--sse-every", str(launch.sse_every)]
         if launch.profile:
             cmd += ["--profile", launch.profile]
+        if launch.upstream:
+            cmd += ["--upstream", launch.upstream]
         return cmd
 
     return command
@@ -85,13 +88,27 @@ http {{
     fastcgi_temp_path {workdir}/fastcgi;
     uwsgi_temp_path {workdir}/uwsgi;
     scgi_temp_path {workdir}/scgi;
-    server {{
+{upstreams}    server {{
         listen 127.0.0.1:{port} backlog=4096;
         location = /ping {{ return 200 "pong\\n"; }}
         location /files/ {{ alias {root}/; }}
-    }}
+{proxy}    }}
 }}
 """
+
+NGINX_UPSTREAM = """\
+    upstream backend {{ server {authority}; keepalive 32; }}
+"""
+NGINX_PROXY = """\
+        location /proxy/ {{
+            proxy_pass http://backend/;
+            proxy_buffering off;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+"""
+"""The proxy route: nginx's own streaming pass-through (no buffering, kept-alive upstream
+connections, as the other proxies pool theirs)."""
 
 
 def nginx_binary() -> str | None:
@@ -121,8 +138,20 @@ def nginx_missing(install: bool) -> str | None:
 
 def nginx_command(launch: Launch) -> list[str]:
     conf = os.path.join(launch.workdir, "nginx.conf")
+    proxy = NGINX_PROXY.format() if launch.upstream else ""
+    upstreams = ""
+    if launch.upstream:
+        upstreams = NGINX_UPSTREAM.format(authority=launch.upstream.partition("//")[2])
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(workdir=launch.workdir, port=launch.port, root=launch.root))
+        f.write(
+            NGINX_CONF.format(
+                workdir=launch.workdir,
+                port=launch.port,
+                root=launch.root,
+                proxy=proxy,
+                upstreams=upstreams,
+            )
+        )
     binary = nginx_binary()
     assert binary is not None
     return [binary, "-p", launch.workdir, "-c", conf, "-e", os.path.join(launch.workdir, "err")]
@@ -134,7 +163,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "twisted_stream",
             "twisted_stream",
-            frozenset({"files", "gen", "sse", "threaded"}),
+            frozenset({"files", "gen", "sse", "threaded", "proxy"}),
             python_server("twisted_stream_server"),
             needs_modules("twisted_stream"),
             in_smoke=True,
@@ -150,7 +179,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "aiohttp",
             "aiohttp",
-            frozenset({"files", "gen", "sse"}),
+            frozenset({"files", "gen", "sse", "proxy"}),
             python_server("aiohttp_server"),
             needs_modules("aiohttp"),
         ),
@@ -164,7 +193,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "nginx",
             "nginx",
-            frozenset({"files"}),
+            frozenset({"files", "proxy"}),
             nginx_command,
             nginx_missing,
         ),

@@ -52,6 +52,7 @@ class Workload:
     fresh_server: bool = False  # a new server for every trial (memory is measured)
     rounds: int = 3  # alternating rounds of a full run (--rounds overrides)
     reference: tuple[str, ...] = ("aiohttp",)  # twisted_stream's ratio is to the first here
+    upstream: bool = False  # needs the suite's upstream server (the proxy workloads)
 
     def route(self, features: frozenset[str]) -> str | None:
         """The feature this workload uses on a target with ``features``, if any."""
@@ -117,7 +118,7 @@ def generated(trial: Trial) -> dict[str, float]:
 def stalled(trial: Trial) -> dict[str, float]:
     """Readers that stop after the first bytes; the server's RSS growth once it is stable."""
     server, p = trial.server, trial.params
-    clients.get(server.port, "/gen?n=64&size=65536")  # warm up: first-use allocations
+    clients.get(server.port, p.get("warmup", "/gen?n=64&size=65536"))  # first-use allocations
     time.sleep(p["rest"])
     baseline = server.rss()
     probe = Probe(server.pid)
@@ -199,6 +200,67 @@ SSE_FULL = {
     "rest": 0.5,
 }
 SSE_SMOKE = {"streams": 10, "every": 0.05, "warmup": 2, "settle": 0.1, "window": 0.2, "rest": 0.05}
+
+PROXY_FILE = "proxied.bin"
+PROXY_REFERENCE = ("nginx", "aiohttp")
+PROXY = [
+    Workload(
+        "proxy_1g",
+        lambda p: f"{size_text(p['size'])} file through a proxy, one client",
+        {"proxy": "/proxy/files/" + PROXY_FILE},
+        one_file,
+        (MBPS, CPU_GIB),
+        full={"size": GiB},
+        smoke={"size": 4 * MiB},
+        files=lambda p: {PROXY_FILE: p["size"]},
+        reference=PROXY_REFERENCE,
+        rounds=5,
+        upstream=True,
+    ),
+    Workload(
+        "proxy_chunks_100b",
+        lambda p: f"{p['n']:,} x {size_text(p['size'])} upstream chunks through a proxy",
+        {"proxy": "/proxy/chunks?n={n}&size={size}"},
+        generated,
+        (Metric("chunks/s"), Metric("MB/s", summary=False), CPU_GIB),
+        full={"n": 1_000_000, "size": 100},
+        smoke={"n": 2_000, "size": 100},
+        reference=PROXY_REFERENCE,
+        upstream=True,
+    ),
+    Workload(
+        "proxy_stalled_100",
+        lambda p: (
+            f"{p['clients']} stalled readers of a {size_text(p['size'])} file through a proxy"
+        ),
+        {"proxy": "/proxy/files/" + PROXY_FILE},
+        stalled,
+        (Metric("RSS growth MB", "{:.1f}"), Metric("settled after s", "{:.1f}", False)),
+        full={
+            "clients": 100,
+            "size": GiB,
+            "stable_for": 2.0,
+            "max_wait": 30.0,
+            "rest": 0.3,
+            "warmup": "/proxy/chunks?n=64&size=65536",
+        },
+        smoke={
+            "clients": 5,
+            "size": 4 * MiB,
+            "stable_for": 0.1,
+            "max_wait": 1.0,
+            "rest": 0.0,
+            "warmup": "/proxy/chunks?n=64&size=65536",
+        },
+        files=lambda p: {PROXY_FILE: p["size"]},
+        fresh_server=True,
+        reference=PROXY_REFERENCE,
+        upstream=True,
+    ),
+]
+"""Through a proxy: every target forwards ``/proxy/...`` to the one upstream server the
+suite runs on the client's CPU (``servers/upstream_server.py``: ``sendfile`` for files, each
+100 B chunk framed on its own for chunks)."""
 
 NORMAL = (
     Metric("normal p50 ms", "{:.1f}"),
@@ -374,6 +436,7 @@ WORKLOADS: dict[str, Workload] = {
             rounds=5,
             files=lambda p: {"ttfb.bin": 16 * KiB},
         ),
+        *PROXY,
         *HOSTILE,
     ]
 }

@@ -12,7 +12,9 @@ its features (the suite waits until ``GET /ping`` answers 200):
   every ``--sse-every`` seconds (as users write it); ``GET /sse/channel`` subscribes to a
   fan-out that publishes one event every ``--sse-every`` seconds to every subscriber;
 - ``threaded``: ``GET /threaded?s=S`` streams a generator that blocks ``S`` seconds
-  (``time.sleep``) on the server's thread pool, then sends one line.
+  (``time.sleep``) on the server's thread pool, then sends one line;
+- ``proxy``: ``GET /proxy/<path>`` is ``GET <path>`` of ``--upstream`` (the suite's
+  ``upstream_server``), streamed through: status, headers and body as they come.
 
 SIGTERM stops a server; with ``--profile FILE`` it runs under cProfile and writes its
 statistics to ``FILE`` as it stops.
@@ -36,6 +38,7 @@ def parse_args(description: str) -> argparse.Namespace:
         "--sse-every", type=float, default=1.0, help="seconds between events of a stream (1)"
     )
     parser.add_argument("--profile", metavar="FILE", help="run under cProfile, dump to FILE")
+    parser.add_argument("--upstream", metavar="URL", help="the upstream of /proxy/ (proxy)")
     return parser.parse_args()
 
 

@@ -1,6 +1,7 @@
 """aiohttp: ``FileResponse`` (sendfile), ``StreamResponse`` with an ``await resp.write()``
-loop, and event streams from a handler loop or a queue per subscriber fed by one ticker
-(features: files, gen, sse)."""
+loop, event streams from a handler loop or a queue per subscriber fed by one ticker, and a
+proxy: a ``ClientSession`` response copied into a ``StreamResponse`` as it is read
+(features: files, gen, sse, proxy)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from benchmarks.servers._common import (
@@ -21,8 +23,19 @@ from benchmarks.servers._common import (
     sse_event,
 )
 
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
-def make_app(root: str | None, sse_every: float) -> web.Application:
+
+def make_app(root: str | None, sse_every: float, upstream: str | None = None) -> web.Application:
     subscribers: set[asyncio.Queue[bytes]] = set()
 
     async def ping(request: web.Request) -> web.Response:
@@ -85,8 +98,39 @@ def make_app(root: str | None, sse_every: float) -> web.Application:
         yield
         task.cancel()
 
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        app["client"] = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        yield
+        await app["client"].close()
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        """The pass-through as aiohttp users write it: the upstream's body copied into a
+        ``StreamResponse`` as it is read (``write`` waits for the socket to drain)."""
+        url = f"{upstream}/{request.match_info['tail']}"
+        if request.query_string:
+            url += "?" + request.query_string
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers.pop("Host", None)
+        session: aiohttp.ClientSession = request.app["client"]
+        async with session.request(request.method, url, headers=headers) as up:
+            resp = web.StreamResponse(status=up.status, reason=up.reason)
+            for name, value in up.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    resp.headers.add(name, value)
+            if up.content_length is not None:
+                resp.content_length = up.content_length
+            await resp.prepare(request)
+            async for chunk in up.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
     app = web.Application()
     app.cleanup_ctx.append(ticker)
+    if upstream:
+        app.cleanup_ctx.append(client)
+        app.router.add_get("/proxy/{tail:.*}", proxy)
     app.router.add_get("/ping", ping)
     app.router.add_get("/gen", gen)
     app.router.add_get("/files/{name}", files)
@@ -95,8 +139,9 @@ def make_app(root: str | None, sse_every: float) -> web.Application:
     return app
 
 
-async def serve(root: str | None, sse_every: float, port: int) -> None:
-    runner = web.AppRunner(make_app(root, sse_every), access_log=None, shutdown_timeout=1.0)
+async def serve(root: str | None, sse_every: float, port: int, upstream: str | None) -> None:
+    app = make_app(root, sse_every, upstream)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096, shutdown_timeout=1.0).start()
     stop = asyncio.Event()
@@ -109,7 +154,10 @@ async def serve(root: str | None, sse_every: float, port: int) -> None:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    run(lambda: asyncio.run(serve(args.root, args.sse_every, args.port)), args.profile)
+    run(
+        lambda: asyncio.run(serve(args.root, args.sse_every, args.port, args.upstream)),
+        args.profile,
+    )
 
 
 if __name__ == "__main__":

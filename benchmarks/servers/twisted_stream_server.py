@@ -1,6 +1,7 @@
-"""twisted_stream through its public API: ``FileResource``, ``stream()``, ``stream_events()``
-and ``EventStreamResource`` on a ``StreamSite`` with default settings (features: files, gen,
-sse, threaded). Run by the suite; see ``_common`` for the routes."""
+"""twisted_stream through its public API: ``FileResource``, ``stream()``, ``stream_events()``,
+``EventStreamResource`` and ``ProxyResource`` on a ``StreamSite`` with default settings
+(features: files, gen, sse, threaded, proxy). Run by the suite; see ``_common`` for the
+routes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from benchmarks.servers._common import (
 from benchmarks.servers._twisted import Leaf, listen_and_run, ping, query
 
 
-def make_site(root: str | None, sse_every: float) -> Any:
+def make_site(root: str | None, sse_every: float, upstream: str | None = None) -> Any:
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall, deferLater
     from twisted.web.resource import Resource
@@ -28,6 +29,7 @@ def make_site(root: str | None, sse_every: float) -> Any:
         Event,
         EventStreamResource,
         FileResource,
+        ProxyResource,
         StreamSite,
         stream,
         stream_events,
@@ -61,12 +63,15 @@ def make_site(root: str | None, sse_every: float) -> Any:
     top.putChild(b"sse", sse)
     if root:
         top.putChild(b"files", FileResource(root))
+    if upstream:
+        top.putChild(b"proxy", ProxyResource(upstream))
     return StreamSite(top)
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    run(lambda: listen_and_run(make_site(args.root, args.sse_every), args.port), args.profile)
+    site = make_site(args.root, args.sse_every, args.upstream)
+    run(lambda: listen_and_run(site, args.port), args.profile)
 
 
 if __name__ == "__main__":

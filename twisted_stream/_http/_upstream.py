@@ -15,7 +15,7 @@ against Twisted 26.10.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
@@ -27,6 +27,12 @@ from twisted.web.iweb import IResponse
 
 _TOKENS = "_twisted_stream_connection_options"
 """Where a response keeps the lower-cased tokens of its ``Connection`` header."""
+_PROTOCOL = "_twisted_stream_protocol"
+"""Where a response keeps the client protocol of its connection."""
+READ_SIZE = 128 * 1024
+"""Bytes an upstream connection reads at once (Twisted's default is 64 KiB): fewer reactor
+turns per byte relayed. It is also the connection's write mark, past which a request body
+producer is paused."""
 
 
 @runtime_checkable
@@ -42,7 +48,9 @@ def _split_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
     )
 
 
-def _observe(parser: HTTPClientParser, observer: InterimObserver | None) -> None:
+def _observe(
+    parser: HTTPClientParser, observer: InterimObserver | None, protocol: _ObservingProtocol
+) -> None:
     """Wrap the parser's end-of-headers step: tell ``observer`` of a 1xx (which Twisted then
     ignores), and keep a final response's ``Connection`` tokens on it."""
     original = parser.allHeadersReceived
@@ -55,13 +63,28 @@ def _observe(parser: HTTPClientParser, observer: InterimObserver | None) -> None
         else:
             values = parser.connHeaders.getRawHeaders(b"connection", [])
             setattr(response, _TOKENS, _split_tokens(values))
+            setattr(response, _PROTOCOL, protocol)
         original()  # type: ignore[no-untyped-call]
 
     parser.allHeadersReceived = allHeadersReceived  # type: ignore[method-assign]
 
 
 class _ObservingProtocol(HTTP11ClientProtocol):
-    """Twisted's client protocol, with each request's parser observed (:func:`_observe`)."""
+    """Twisted's client protocol, with each request's parser observed (:func:`_observe`),
+    reads of :data:`READ_SIZE`, and a callback after each read (:func:`after_each_read`)."""
+
+    after_read: Callable[[], None] | None = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        if hasattr(self.transport, "bufferSize"):  # a TCP or TLS transport
+            setattr(self.transport, "bufferSize", READ_SIZE)  # noqa: B010
+
+    def dataReceived(self, bytes: bytes) -> None:
+        super().dataReceived(bytes)  # type: ignore[no-untyped-call]
+        after = self.after_read
+        if after is not None:
+            after()
 
     def request(self, request: ClientRequest) -> Deferred[IResponse]:
         before = self._parser
@@ -69,7 +92,8 @@ class _ObservingProtocol(HTTP11ClientProtocol):
         parser = self._parser
         if parser is not None and parser is not before:
             producer = request.bodyProducer
-            _observe(parser, producer if isinstance(producer, InterimObserver) else None)
+            observer = producer if isinstance(producer, InterimObserver) else None
+            _observe(parser, observer, self)
         return d
 
 
@@ -94,3 +118,14 @@ def connection_options(response: IResponse) -> frozenset[bytes] | None:
     it names, and ``close``/``keep-alive``); None when its connection was not observed."""
     found = getattr(response, _TOKENS, None)
     return found if isinstance(found, frozenset) else None
+
+
+def after_each_read(response: IResponse, callback: Callable[[], None] | None) -> bool:
+    """Call ``callback`` after each read of ``response``'s connection has been parsed (so a
+    body delivered in many small pieces can be passed on once per read); None stops it.
+    False when the connection was not observed (nothing will be called)."""
+    protocol = getattr(response, _PROTOCOL, None)
+    if not isinstance(protocol, _ObservingProtocol):
+        return False
+    protocol.after_read = callback
+    return True

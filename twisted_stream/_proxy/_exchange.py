@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from twisted.internet import error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IConsumer, IDelayedCall, IProtocol, ITransport
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IConsumer, IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -44,6 +43,7 @@ from .._sources._producers import ProducerSource
 from .._sources._stream import stream_source
 from .._types import Reactor
 from ._headers import Downstream, downstream_response_headers, upstream_request_headers
+from ._relay import BodyRelay, HangUp
 from ._target import Upstream
 from ._upload import UpstreamBody
 
@@ -91,15 +91,6 @@ def downstream_of(request: Request) -> Downstream:
         host=request.getHeader(b"host"),
         scheme="https" if request.isSecure() else "http",
     )
-
-
-class _HangUp(Protocol):
-    """Receives an upstream body nobody will read: stops its transport at once (the
-    connection is closed, not pooled)."""
-
-    def makeConnection(self, transport: ITransport) -> None:
-        super().makeConnection(transport)  # type: ignore[no-untyped-call]
-        transport.stopProducing()  # type: ignore[attr-defined]
 
 
 class Exchange:
@@ -215,7 +206,7 @@ class Exchange:
         if body is not None and not body.finished:
             body.stopProducing()  # answered before the whole body was sent
         if self._client_gone or is_disconnected(request):
-            response.deliverBody(_HangUp())
+            response.deliverBody(HangUp())
             return
         relay_head(request, response)
         head_only = request.method == b"HEAD" or response.code in NO_BODY_CODES
@@ -240,7 +231,9 @@ class Exchange:
     def _start_body(self, response: IResponse) -> _Start:
         def start(consumer: IConsumer) -> None:
             self._delivered = True
-            response.deliverBody(IProtocol(consumer))
+            relay = BodyRelay(consumer, response)
+            response.deliverBody(relay)
+            relay.delivered()
 
         return start
 
@@ -249,7 +242,7 @@ class Exchange:
         client gone before the start) must not leave the upstream connection waiting."""
         if not self._delivered:
             self._delivered = True
-            response.deliverBody(_HangUp())
+            response.deliverBody(HangUp())
 
 
 def relay_head(request: Request, response: IResponse) -> None:
