@@ -28,6 +28,8 @@ from twisted_stream import (
 )
 from twisted_stream._engine._stream import Stream
 
+from ..http.conftest import certificate, tls_server  # noqa: F401 (fixtures of HTTP/2 tests)
+
 BLOCK = bytes(range(256)) * 256
 """64 KiB of 0..255: byte ``i`` of a generated body is ``i % 256``."""
 

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.error import ConnectionLost
+from twisted.internet.threads import deferToThread
 
 from twisted_stream import Event, Outcome, ProxyResource, StreamSettings
 
+from ..http.conftest import TLSServer
 from ..http.test_hostile_clients import rss_mib
 from ..rawclient import connect, get, parse_response
 from ..waiting import settled_pause, until, within
@@ -298,4 +300,26 @@ async def test_the_stall_timeout_applies_to_proxied_streams(proxied: Proxied) ->
     raw.stop_reading()
     front = next(iter(proxied.proxy_site.active_streams))
     assert (await within(front.when_done())).outcome is Outcome.STALLED
+    await until(lambda: proxied.upstream.closed == ["endless"], what="the upstream's finally")
+
+
+@pytest_twisted.ensureDeferred
+async def test_over_http2_bodies_arrive_whole_and_a_reset_closes_the_upstream(
+    proxied: Proxied, tls_server: TLSServer
+) -> None:
+    """A client speaking HTTP/2 to the proxy gets a 4 MiB upstream body whole (with its
+    length); resetting a stream mid-body closes the upstream's source."""
+    tls_server.serve(ProxyResource(proxied.upstream_url()))
+    client = tls_server.h2_client()
+    assert await deferToThread(client.connect) == "h2"
+    stream_id = await deferToThread(client.get, "/bytes?size=4194304")
+    response = client.responses[stream_id]
+    await deferToThread(client.read_until, lambda: response.done)
+    assert response.status == 200 and response.ended
+    assert response.headers[b"content-length"] == b"4194304"
+    assert bytes(response.body) == pattern(4 << 20)
+    assert proxied.upstream.requests[-1]["headers"][b"via"] == [b"2 twisted_stream"]
+    endless = await deferToThread(client.get, "/endless")
+    await deferToThread(client.read_until, lambda: client.responses[endless].received > 100_000)
+    await deferToThread(client.reset, endless)
     await until(lambda: proxied.upstream.closed == ["endless"], what="the upstream's finally")
