@@ -91,7 +91,8 @@ class RedisBackend:
 
     ``timeout``: seconds to connect and to wait for a reply; ``retry``: the first and the
     longest delay between reconnection attempts. Connections open when it is first used
-    (or :meth:`start`) and close at reactor shutdown (or :meth:`stop`).
+    (or :meth:`start`) and close at reactor shutdown, after the services stopped (or
+    :meth:`stop`).
     """
 
     def __init__(
@@ -138,7 +139,8 @@ class RedisBackend:
         self._commands.start()
         self._reader.start()
         self._loop = Deferred.fromCoroutine(self._read_loop())
-        self._reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        # "during": after the "before" phase, where services drain their streams.
+        self._reactor.addSystemEventTrigger("during", "shutdown", self.stop)
 
     def stop(self) -> Deferred[None]:
         """Close both connections; listeners get nothing more."""

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from .._settings import StreamSettings
-from ._checks import one_line
+from ._channels import ChannelBackendService
+from ._checks import listen_failure
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
 from ._shutdown import GracefulShutdown
 from ._site import StreamSite
 from ._status import StatusResource
+from ._worker import FIRST_PORT_FD, WorkerConfig, WorkerService, adopted_port
+from ._workers import WorkerParent
 
 
 class _StdoutLog:
@@ -75,34 +78,48 @@ class StreamWebService(MultiService):
     """What ``twistd streamweb`` runs: one port service per endpoint for ``site``, and the
     :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped."""
 
-    def __init__(self, site: StreamSite, ports: Sequence[str], grace_period: float) -> None:
+    def __init__(
+        self,
+        site: StreamSite,
+        ports: Sequence[str],
+        grace_period: float,
+        *,
+        adopt: Callable[[str, int], IService] | None = None,
+    ) -> None:
+        """``adopt(description, n)``, in a worker, makes the service of the ``n``-th port from
+        the socket its parent passed (:func:`~._worker.adopted_port`)."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
         # First child, so it is stopped last: after the ports stopped listening.
         self.shutdown = GracefulShutdown(site, grace_period)
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
-        for description in self.ports:
-            port = strports.service(description, site)
-            port.setServiceParent(self)
+        for n, description in enumerate(self.ports):
+            port = strports.service(description, site) if adopt is None else adopt(description, n)
+            port.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def privilegedStartService(self) -> None:
         # twistd listens here (before dropping privileges): a port that cannot be had ends
         # the process with one line, like a usage error, not a traceback.
         try:
             super().privilegedStartService()  # type: ignore[no-untyped-call]
-        except CannotListenError as e:
-            where = f"{e.interface or '*'}:{e.port}"
-            raise SystemExit(
-                f"twistd streamweb: cannot listen on {where}: {e.socketError}"
-            ) from None
-        except OSError as e:
-            raise SystemExit(f"twistd streamweb: cannot listen: {one_line(e)}") from None
+        except (CannotListenError, OSError) as e:
+            raise listen_failure(e) from None
 
 
-def build_service(options: usage.Options, root: IResource) -> StreamWebService:
+def build_service(options: usage.Options, root: IResource) -> MultiService:
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
-    ``--metrics`` and ``--status`` pages mounted in front of it)."""
+    ``--metrics`` and ``--status`` pages mounted in front of it): in this process, or, with
+    ``--workers N``, the parent of N worker processes (each of which runs this again)."""
+    worker = WorkerConfig.from_env()
+    backend = options["channel-backend"]
+    if worker is None and options["workers"] > 1:
+        parent = WorkerParent(
+            options["argv"], options["ports"], options["workers"], options["grace-period"]
+        )
+        if backend is not None:
+            ChannelBackendService(backend, None).setServiceParent(parent)  # type: ignore[no-untyped-call]
+        return parent
     if options["mounts"]:
         kinds = {"metrics": MetricsResource, "status": StatusResource}
         root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
@@ -113,4 +130,23 @@ def build_service(options: usage.Options, root: IResource) -> StreamWebService:
         headers=options["headers"],
     )
     site.displayTracebacks = bool(options["display-tracebacks"])
-    return StreamWebService(site, options["ports"], options["grace-period"])
+    if worker is None:
+        service = StreamWebService(site, options["ports"], options["grace-period"])
+    else:
+        service = StreamWebService(
+            site,
+            options["ports"],
+            options["grace-period"],
+            adopt=lambda description, n: adopted_port(description, FIRST_PORT_FD + n, site),
+        )
+    if backend is not None:
+        channels = ChannelBackendService(backend, service.shutdown)
+        channels.setServiceParent(service)  # type: ignore[no-untyped-call]
+    if worker is not None:
+        status = StatusResource(site)  # the rows of this worker's streams for the others
+        rows = WorkerService(
+            worker, site, service.shutdown, lambda s: status.local_snapshot(s)["streams"]
+        )
+        # Last: it says "ready" once the ports listen.
+        rows.setServiceParent(service)  # type: ignore[no-untyped-call]
+    return service

@@ -44,6 +44,7 @@ from .._events._sse import Event
 from .._http._methods import MethodsResource
 from .._sources._stream import default_reactor
 from .._types import Reactor, StreamRequest
+from ._cluster import cluster_of
 from ._site import StreamSite
 from ._status_page import render_page, script_json
 
@@ -122,7 +123,14 @@ class StatusResource(MethodsResource):
         return found
 
     def snapshot(self, site: StreamSite, rates: _Rates | None = None) -> dict[str, Any]:
-        """The site's active streams and totals as a JSON-ready mapping."""
+        """The site's active streams and totals as a JSON-ready mapping (of a worker of
+        ``--workers N``: those of every worker, each stream row with its ``worker``)."""
+        local = self.local_snapshot(site, rates)
+        cluster = cluster_of(site)
+        return local if cluster is None else cluster.merge_status(local)
+
+    def local_snapshot(self, site: StreamSite, rates: _Rates | None = None) -> dict[str, Any]:
+        """The active streams and totals of ``site`` in this process."""
         active = list(site.active_streams)
         now = site.monotonic()
         listed = sorted(active, key=lambda s: s.started_at)[: self.max_rows]

@@ -69,10 +69,14 @@ def render_page(snap: Mapping[str, Any]) -> str:
     stream_rows = "".join(
         f'<tr data-id="{s["id"]}"><td>{escape(s["path"])}</td><td>{escape(s["client"])}</td>'
         f"<td>{_bytes(s['bytes_sent'])}</td><td>{_bytes(s['rate'])}/s</td>"
-        f"<td>{'yes' if s['paused'] else 'no'}</td><td>{_age(s['age'])}</td></tr>"
+        f"<td>{'yes' if s['paused'] else 'no'}</td><td>{_age(s['age'])}</td>"
+        + (f"<td>{escape(str(s['worker']))}</td>" if "worker" in s else "")
+        + "</tr>"
         for s in snap["streams"]
     )
-    head = "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS)
+    # Under --workers N every stream row names its worker.
+    columns = (*_COLUMNS, "worker") if "workers" in snap else _COLUMNS
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     return _PAGE.format(
         totals=total_rows,
         head=head,
@@ -151,6 +155,7 @@ td,th{{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}}
       cell(row, bytes(s.rate) + "/s");
       cell(row, s.paused ? "yes" : "no");
       cell(row, age(s.age));
+      if ("worker" in s) cell(row, String(s.worker));
       if (s.paused) row.className = "paused";
       body.appendChild(row);
     }});
