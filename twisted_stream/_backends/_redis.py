@@ -328,7 +328,7 @@ class RedisBackend:
         seconds = BLOCK_MS / 1000 + self._timeout
 
         def abandon(result: Any, timeout: float) -> Any:
-            connection.transport.abortConnection()
+            connection.transport.loseConnection()  # nothing left to send: it closes at once
             return result
 
         return d.addTimeout(seconds, self._as_time(), onTimeoutCancel=abandon)
