@@ -31,7 +31,7 @@ from .._backends._shared import Entry, Fields, SharedBackend
 from ._sse import Event
 from ._subscription import Overflow, Subscription, _State
 
-_log = Logger(namespace="twisted_stream.channel")
+_log = Logger(namespace="twisted_stream.channels")
 
 
 class Channel:
