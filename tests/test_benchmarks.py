@@ -132,3 +132,19 @@ def test_benchmarks_use_the_public_api_only() -> None:
                 ):
                     private.append(f"{path.relative_to(PROJECT)}:{node.lineno} {module}")
     assert private == []
+
+
+def test_fanout_smoke_runs_both_setups() -> None:
+    """``python -m benchmarks.fanout --smoke`` publishes through one process and through two
+    processes sharing a channel in a redis-server of its own, and prints both latencies."""
+    import os
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the fan-out smoke: redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    done = run("benchmarks.fanout", "--smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| one process | " in done.stdout
+    assert "| 2 processes + Redis | " in done.stdout
