@@ -110,6 +110,10 @@ import pathlib, twisted
 plugins = pathlib.Path(twisted.__file__).parent / 'plugins'
 assert (plugins / 'twisted_stream_streamweb.py').is_file()
 assert (plugins / '__init__.py').read_text().find('pluginPackagePaths') >= 0"
+        check "wheel: the status page's script and style are installed" \
+            "$venv/bin/python" -c "
+from twisted_stream._ops import _status_page as page
+assert 'EventSource' in page._SCRIPT and '.spark' in page._STYLE"
     fi
     check "$mode: --app examples.countdown:resource from the project root" \
         "$venv/bin/python" "$work/serve_app.py" "$venv/bin/twistd" "$root"

@@ -152,7 +152,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "twisted_stream",
             "twisted_stream",
-            frozenset({"files", "gen", "sse"}),
+            frozenset({"files", "gen", "sse", "threaded"}),
             python_server("twisted_stream_server"),
             needs_modules("twisted_stream"),
             in_smoke=True,

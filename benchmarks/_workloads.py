@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import _clients as clients
+from benchmarks import _hostile as hostile
 from benchmarks._proc import MB, GiB, KiB, MiB, Probe, Usage
 from benchmarks._server import ServerProcess
 
@@ -218,6 +219,85 @@ SSE_FULL = {
 }
 SSE_SMOKE = {"streams": 10, "every": 0.05, "warmup": 2, "settle": 0.1, "window": 0.2, "rest": 0.05}
 
+NORMAL = (
+    Metric("normal p50 ms", "{:.1f}"),
+    Metric("normal max ms", "{:.0f}"),
+    Metric("normal failed", "{:.0f}"),
+)
+HOSTILE_MEMORY = (Metric("RSS growth MB", "{:.1f}"), Metric("peak fds", "{:.0f}", False))
+HOSTILE = [
+    Workload(
+        "hostile_pipeline",
+        lambda p: f"pipelining flood behind a response never read, {p['seconds']:g} s",
+        {"gen": "/gen?n=1000000&size=65536", "files": "/files/flood.bin"},
+        hostile.pipeline_flood,
+        (Metric("client sent MB", "{:,.1f}"), *HOSTILE_MEMORY, *NORMAL),
+        full={"seconds": 10.0, "cap": 2 * GiB},
+        smoke={"seconds": 0.3, "cap": 256 * MiB},
+        files=lambda p: {"flood.bin": 256 * MiB if p["seconds"] > 1 else MiB},
+        fresh_server=True,
+        rounds=1,
+        reference=("nginx",),
+    ),
+    Workload(
+        "hostile_slowloris",
+        lambda p: (
+            f"{p['clients']:,} slowloris connections, a header byte every "
+            f"{p['every']:g} s for {p['seconds']:g} s"
+        ),
+        {"gen": "/ping", "files": "/ping"},
+        hostile.slowloris,
+        (Metric("still open"), *HOSTILE_MEMORY, *NORMAL),
+        full={"clients": 1000, "every": 1.0, "seconds": 25.0},
+        smoke={"clients": 5, "every": 0.05, "seconds": 0.3},
+        fresh_server=True,
+        rounds=1,
+        reference=("nginx",),
+    ),
+    Workload(
+        "hostile_threaded",
+        lambda p: (
+            f"{p['requests']} threaded requests at once ({p['sleep']:g} s blocking "
+            "each), pool of 10"
+        ),
+        {"threaded": "/threaded?s={sleep}"},
+        hostile.threaded_burst,
+        (
+            Metric("served"),
+            Metric("503"),
+            Metric("503 within s", "{:.2f}"),
+            Metric("unanswered"),
+            *HOSTILE_MEMORY,
+            *NORMAL,
+        ),
+        full={"requests": 200, "sleep": 2.0, "timeout": 30.0},
+        smoke={"requests": 20, "sleep": 0.05, "timeout": 10.0},
+        fresh_server=True,
+        rounds=1,
+        reference=("nginx",),
+    ),
+    Workload(
+        "hostile_body",
+        lambda p: f"a chunked body of up to {size_text(p['body'])} on a GET",
+        {"gen": "/gen?n=1&size=1024", "files": "/files/ttfb.bin"},
+        hostile.body_on_get,
+        (
+            Metric("status"),
+            Metric("client sent MB", "{:,.1f}"),
+            Metric("answered after s", "{:.2f}"),
+            Metric("temp disk MB", "{:,.1f}"),
+            *HOSTILE_MEMORY,
+            *NORMAL,
+        ),
+        full={"body": 2 * GiB, "timeout": 60.0},
+        smoke={"body": 4 * MiB, "timeout": 10.0},
+        files=lambda p: {"ttfb.bin": 16 * KiB},
+        fresh_server=True,
+        rounds=1,
+        reference=("nginx",),
+    ),
+]
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in [
@@ -335,5 +415,6 @@ WORKLOADS: dict[str, Workload] = {
             rounds=5,
             files=lambda p: {"ttfb.bin": 16 * KiB},
         ),
+        *HOSTILE,
     ]
 }

@@ -8,9 +8,11 @@ from twisted_stream import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    ProducerOverflow,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
+    StreamRejected,
     SubscriberOverflow,
 )
 
@@ -29,6 +31,7 @@ PUBLIC = [
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "ProducerOverflow",
     "RedisBackend",
     "SourceIdleTimeout",
     "State",
@@ -37,6 +40,7 @@ PUBLIC = [
     "StreamAborted",
     "StreamError",
     "StreamMetrics",
+    "StreamRejected",
     "StreamResult",
     "StreamSettings",
     "StreamSite",
@@ -74,13 +78,16 @@ def test_every_error_is_a_stream_error() -> None:
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,
+        ProducerOverflow,
         SourceIdleTimeout,
         StreamAborted,
+        StreamRejected,
         SubscriberOverflow,
     ):
         assert issubclass(error, StreamError), error
     assert issubclass(FileTruncated, OSError)
     assert issubclass(ChunkTypeError, TypeError)
+    assert issubclass(ProducerOverflow, StreamAborted)
     try:
         raise FileTruncated("short")
     except StreamError as caught:

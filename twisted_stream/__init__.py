@@ -1,9 +1,10 @@
 """Stream HTTP responses from Twisted with real producer/consumer flow control.
 
 The package is layered; a module imports only from its own layer or lower ones (a test
-checks it): the base modules ``_errors``, ``_settings``, ``_types`` < ``_http`` (the seam to
-Twisted) < ``_engine`` < ``_sources`` < ``_backends`` < ``_events``, ``_files`` < ``_ops`` <
-this module (the public API) < ``_demo`` < ``tap``. The README's Design section says more.
+checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
+``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
+``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap``.
+docs/guide/design.rst says more.
 """
 
 from ._backends._current import set_channel_backend
@@ -16,9 +17,11 @@ from ._errors import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    ProducerOverflow,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
+    StreamRejected,
     SubscriberOverflow,
 )
 from ._events._channel import Channel
@@ -54,6 +57,7 @@ __all__ = [
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "ProducerOverflow",
     "RedisBackend",
     "SourceIdleTimeout",
     "State",
@@ -62,6 +66,7 @@ __all__ = [
     "StreamAborted",
     "StreamError",
     "StreamMetrics",
+    "StreamRejected",
     "StreamResult",
     "StreamSettings",
     "StreamSite",

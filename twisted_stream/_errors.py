@@ -17,6 +17,18 @@ class StreamAborted(StreamError):
     aborted it."""
 
 
+class ProducerOverflow(StreamAborted):
+    """A producer streamed through :func:`~twisted_stream.stream` wrote more than a few
+    buffers nobody asked for (a push producer ignoring ``pauseProducing()``, a pull producer
+    writing outside ``resumeProducing()``): the stream was aborted. The message names it."""
+
+
+class StreamRejected(StreamError):
+    """A source cannot start for lack of capacity now (every thread of the pool busy and
+    ``thread_queue_size`` streams waiting, or ``thread_queue_timeout`` passed while waiting):
+    the stream ends ``REJECTED`` with 503 and ``Retry-After`` when no header went out yet."""
+
+
 class ContentLengthError(StreamError):
     """The source produced a different number of bytes than the declared Content-Length."""
 

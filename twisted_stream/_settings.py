@@ -17,7 +17,8 @@ DEFAULT_THREAD_POOL_SIZE = 10
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """How every stream behaves; each field is also a keyword of :func:`stream`.
+    """How a site's streams and connections behave; the fields about one response are also
+    keywords of :func:`stream`, the others (limits, the connection layer's) are site-wide.
 
     A :class:`~twisted_stream.StreamSite` carries the site-wide settings; keywords given to
     :func:`stream` override them for one response. The plugin mirrors each field as a
@@ -42,6 +43,20 @@ class StreamSettings:
         default=DEFAULT_THREAD_POOL_SIZE,
         metadata={
             "help": "Threads that run threaded=True sources; further work waits for a free thread."
+        },
+    )
+    thread_queue_size: int = field(
+        default=4 * DEFAULT_THREAD_POOL_SIZE,
+        metadata={
+            "help": "Threaded streams that may wait for a free thread; past it a new one gets "
+            "503 with Retry-After at once. 0: none wait."
+        },
+    )
+    thread_queue_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "Seconds a new threaded stream may wait for a free thread before it gets "
+            "503 with Retry-After; 0 turns it off."
         },
     )
     stall_timeout: float = field(
@@ -96,9 +111,54 @@ class StreamSettings:
             "every write."
         },
     )
+    header_timeout: float = field(
+        default=20.0,
+        metadata={
+            "help": "Seconds a connection may take to send a complete request head, counted "
+            "from when it waits for one (accepted, or the previous response done): then 408, "
+            "or a quiet close if nothing of a request came. 0 turns it off."
+        },
+    )
+    max_header_size: int = field(
+        default=16384,
+        metadata={
+            "help": "Bytes of a request head (its lines without line ends): a longer request "
+            "line gets 414, a longer head 431."
+        },
+    )
+    max_body_size: int = field(
+        default=1048576,
+        metadata={
+            "help": "Bytes of a request body: a larger declared Content-Length gets 413 before "
+            "the body is read, a chunked body is cut with 413 when it passes it. 0 means no "
+            "limit."
+        },
+    )
+    max_read_ahead: int = field(
+        default=65536,
+        metadata={
+            "help": "Bytes read from a connection ahead of the request being answered "
+            "(pipelined requests); past it the connection is not read until the response is "
+            "done."
+        },
+    )
+    server_header: str = field(
+        default="twisted_stream",
+        metadata={
+            "help": "The Server header of responses, instead of Twisted's (which tells its "
+            "version); empty for none. A resource that sets its own keeps it."
+        },
+    )
+    max_connections_per_client: int = field(
+        default=0,
+        metadata={
+            "help": "Connections open at once per client address (the peer's, never "
+            "X-Forwarded-For); the first request of one more gets 503. 0 means no limit."
+        },
+    )
 
     def __post_init__(self) -> None:
-        for name in ("buffer_size", "thread_pool_size"):
+        for name in ("buffer_size", "thread_pool_size", "max_header_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.slice_seconds <= 0:
@@ -110,6 +170,12 @@ class StreamSettings:
             "max_streams",
             "max_streams_per_client",
             "retry_after",
+            "header_timeout",
+            "max_body_size",
+            "max_read_ahead",
+            "max_connections_per_client",
+            "thread_queue_size",
+            "thread_queue_timeout",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")

@@ -1,8 +1,8 @@
 """``twistd streamweb``: serve a directory, your resource, or the demo site, with streaming.
 
 The dropin ``twisted/plugins/twisted_stream_streamweb.py`` points twistd here: :class:`Options`
-parses the command line (every bad value is a one-line ``UsageError``) and :func:`makeService`
-builds the service::
+parses the command line (a bad value ends the process with a one-line message) and
+:func:`makeService` builds the service::
 
     twistd -n streamweb --port 8080                        # the built-in demo site
     twistd -n streamweb --path /srv/files --listing        # files, streamed with flow control
@@ -17,10 +17,14 @@ from __future__ import annotations
 from twisted.application.service import MultiService
 
 from ._demo import demo_resource
-from ._ops._options import Options
+from ._ops._options import TwistdOptions
 from ._ops._service import build_service
 
 __all__ = ["Options", "makeService"]
+
+Options = TwistdOptions
+"""The command line twistd parses: a usage error ends the process with one line naming the
+bad option and value and a pointer to ``--help``, exit status 2."""
 
 
 def makeService(options: Options) -> MultiService:
@@ -28,5 +32,7 @@ def makeService(options: Options) -> MultiService:
     ``--path`` or ``--app`` root, else the demo site."""
     root = options["root"]
     if root is None:
-        root = demo_resource()
+        mounted = {kind: path for path, kind in options["mounts"].items()}
+        demo = demo_resource(status=mounted.get("status"), metrics=mounted.get("metrics"))
+        return build_service(options, demo, serving="the demo site")
     return build_service(options, root)

@@ -10,7 +10,9 @@ its features (the suite waits until ``GET /ping`` answers 200):
   object, chunked transfer encoding, no Content-Length);
 - ``sse``: ``GET /sse/agen`` is an event stream from an async generator that sends one event
   every ``--sse-every`` seconds (as users write it); ``GET /sse/channel`` subscribes to a
-  fan-out that publishes one event every ``--sse-every`` seconds to every subscriber.
+  fan-out that publishes one event every ``--sse-every`` seconds to every subscriber;
+- ``threaded``: ``GET /threaded?s=S`` streams a generator that blocks ``S`` seconds
+  (``time.sleep``) on the server's thread pool, then sends one line.
 
 SIGTERM stops a server; with ``--profile FILE`` it runs under cProfile and writes its
 statistics to ``FILE`` as it stops.
@@ -47,6 +49,14 @@ def chunks(n: int, size: int) -> Iterator[bytes]:
     chunk = b"x" * size
     for _ in range(n):
         yield chunk
+
+
+def blocking(seconds: float) -> Iterator[bytes]:
+    """A generator that blocks its thread for ``seconds`` before its one line."""
+    import time
+
+    time.sleep(seconds)
+    yield b"slept\n"
 
 
 def sse_event(number: int) -> bytes:

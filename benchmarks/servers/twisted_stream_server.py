@@ -1,13 +1,20 @@
 """twisted_stream through its public API: ``FileResource``, ``stream()``, ``stream_events()``
 and ``EventStreamResource`` on a ``StreamSite`` with default settings (features: files, gen,
-sse). Run by the suite; see ``_common`` for the routes."""
+sse, threaded). Run by the suite; see ``_common`` for the routes."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from benchmarks.servers._common import CONTENT_TYPE, chunks, gen_params, parse_args, run
+from benchmarks.servers._common import (
+    CONTENT_TYPE,
+    blocking,
+    chunks,
+    gen_params,
+    parse_args,
+    run,
+)
 from benchmarks.servers._twisted import Leaf, listen_and_run, ping, query
 
 
@@ -30,6 +37,9 @@ def make_site(root: str | None, sse_every: float) -> Any:
         n, size = gen_params(query(request))
         return stream(request, chunks(n, size), content_type=CONTENT_TYPE)
 
+    def threaded(request: Any) -> Any:
+        return stream(request, blocking(float(query(request)("s") or 0)), threaded=True)
+
     async def ticks() -> AsyncIterator[Event]:
         """An endless event source as users write it: an event, then ``deferLater``."""
         number = 0
@@ -44,6 +54,7 @@ def make_site(root: str | None, sse_every: float) -> Any:
     top = Resource()
     top.putChild(b"ping", Leaf(ping))
     top.putChild(b"gen", Leaf(gen))
+    top.putChild(b"threaded", Leaf(threaded))
     sse = Resource()
     sse.putChild(b"agen", Leaf(lambda request: stream_events(request, ticks())))
     sse.putChild(b"channel", EventStreamResource(channel))

@@ -237,3 +237,90 @@ def test_query_number(given: dict[str, str], expected: float) -> None:
 def test_query_size(given: dict[str, str], expected: int) -> None:
     """Sizes take K, M and G (binary) suffixes, are capped, and default when malformed."""
     assert query_size(FakeRequest(**given), "s", 7, 8 << 30) == expected
+
+
+# One look for every page.
+
+PAGES = [
+    "/countdown/",
+    "/countdown/stream?delay=0&count=1",
+    "/countdown/threaded?delay=0&count=1",
+    "/events/",
+    "/template?rows=1&delay=0",
+    "/flow/",
+]
+
+
+def assert_shared_look(page: str, back: bool = True) -> None:
+    assert re.search(r'<link rel="stylesheet" href="/style.css"\s*/?>', page), page[:400]
+    assert re.search(r'<link rel="icon" href="/favicon.svg"\s*/?>', page), page[:400]
+    assert "<style" not in page, "no page has a style of its own"
+    has_back = re.search(r'<nav class="back"><a href="/" target="_top">', page) is not None
+    assert has_back is back
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest_twisted.ensureDeferred
+async def test_every_page_shares_one_look(demo: Any, client: Any, path: str) -> None:
+    """Every HTML page (the countdown's frames and the template page included) uses the
+    one stylesheet and icon and starts with a link back to the index."""
+    response, body = await fetch(client, demo.url(path))
+    assert response.code == 200
+    page = body.decode()
+    assert_shared_look(page)
+    assert page.index('<nav class="back">') < 3000, "at the top, before the content"
+
+
+@pytest_twisted.ensureDeferred
+async def test_index_and_endless_clock_share_the_look(demo: Any, client: Any) -> None:
+    """The index has the stylesheet and icon (and no back link: it is where they lead); the
+    endless clock has them and its back link in its first bytes."""
+    _, body = await fetch(client, demo.url("/"))
+    assert_shared_look(body.decode(), back=False)
+    raw = await connect(demo.port, get("/clock?interval=5"))
+    await until(lambda: b"</nav>" in raw.received, what="the clock's first bytes")
+    assert_shared_look(bytes(raw.received).decode(), back=True)
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stylesheet_and_icon(demo: Any, client: Any) -> None:
+    """/style.css is CSS giving every page the same width; the icon is an SVG answering at
+    /favicon.svg and at /favicon.ico (browsers ask for it); both may be cached."""
+    response, css = await fetch(client, demo.url("/style.css"))
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/css; charset=utf-8"]
+    assert b"max-width: 52em" in css
+    assert response.headers.getRawHeaders(b"cache-control") == [b"public, max-age=86400"]
+    for path in ("/favicon.svg", "/favicon.ico"):
+        response, icon = await fetch(client, demo.url(path))
+        assert response.headers.getRawHeaders(b"content-type") == [b"image/svg+xml"]
+        assert icon.startswith(b"<svg ")
+
+
+@pytest_twisted.ensureDeferred
+async def test_index_links_status_and_metrics_when_mounted(server: Any, client: Any) -> None:
+    """The index links the status page and the metrics at the paths given, and only
+    then."""
+    server.serve(demo_resource(status="/_status", metrics="/ops/metrics"))
+    _, body = await fetch(client, server.url("/"))
+    page = body.decode()
+    assert 'href="/_status"' in page and 'href="/ops/metrics"' in page
+    server.serve(demo_resource(status="/_status"))
+    _, body = await fetch(client, server.url("/"))
+    assert 'href="/_status"' in body.decode() and "metrics" not in body.decode().lower()
+    server.serve(demo_resource())
+    _, body = await fetch(client, server.url("/"))
+    assert "This server" not in body.decode()
+
+
+@pytest.mark.parametrize("path", ["/download?size=1000", "/csv?rows=3"])
+@pytest_twisted.ensureDeferred
+async def test_generated_downloads_say_they_ignore_ranges(demo: Any, path: str) -> None:
+    """Generated downloads answer a Range request with the whole body (200) and say
+    ``Accept-Ranges: none`` (RFC 9110 section 14.3), so clients do not try to resume."""
+    raw = await connect(demo.port, get(path, version="1.0", extra="Range: bytes=10-19\r\n"))
+    await within(raw.closed)
+    head, _, body = bytes(raw.received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 ")
+    assert b"\r\naccept-ranges: none" in head.lower()
+    assert len(body) > 10

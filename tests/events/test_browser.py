@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 
 from twisted_stream import State, stream, stream_for
-from twisted_stream._demo._events import events_demo
+from twisted_stream._demo import demo_resource
 from twisted_stream._events._channel import Channel
 from twisted_stream._events._event_stream import EventStreamResource
 
@@ -158,9 +158,7 @@ async def test_event_source_receives_and_resumes_after_a_drop(
 async def test_the_events_demo_page(browser: Any, server: Any) -> None:
     """The demo page shows the ticking clock, resumes the tick count after each server-side
     drop (Last-Event-ID), and a click on +1 reaches the page through the channel."""
-    root = site_root()
-    root.putChild(b"events", events_demo())
-    server.serve(root)
+    server.serve(demo_resource())  # the whole demo: the page's stylesheet and icon too
     try:
         await in_browser(browser.get, server.url("/events/?interval=0.1&drop=3"))
         await browser_until(

@@ -25,8 +25,6 @@ from twisted_stream import Outcome, State
 from twisted_stream._engine._stream import Stream
 from twisted_stream._errors import FileTruncated
 from twisted_stream._files import _resource as file_resource_module
-from twisted_stream._files._listing import Listing
-from twisted_stream._files._paths import Paths
 from twisted_stream._files._preconditions import format_http_date
 from twisted_stream._files._resource import FileResource
 
@@ -770,42 +768,6 @@ async def test_head_of_a_listing_never_reads_the_directory(
     assert (status, body) == (200, b"")
     assert headers["content-type"] == ["text/html; charset=utf-8"]
     assert handles[0].consumed == 0 and handles[0].closed
-
-
-def test_listing_reads_the_directory_lazily(tmp_path: pathlib.Path) -> None:
-    """The listing takes directory entries one at a time and closes the handle at the end
-    or on close (so a huge directory is never held in memory)."""
-    for i in range(10):
-        (tmp_path / f"f{i}").write_bytes(b"")
-    consumed: list[int] = []
-    closed: list[bool] = []
-
-    class Entries:
-        def __init__(self) -> None:
-            self._it = os.scandir(os.fsencode(tmp_path))
-
-        def __iter__(self) -> Entries:
-            return self
-
-        def __next__(self) -> os.DirEntry[bytes]:
-            entry = next(self._it)
-            consumed.append(1)
-            return entry
-
-        def close(self) -> None:
-            closed.append(True)
-            self._it.close()
-
-    listing = Listing(Entries(), "/", Paths(str(tmp_path)), at_root=True)
-    assert "Index of /" in next(listing)
-    assert consumed == []
-    next(listing)
-    assert len(consumed) == 1
-    listing.close()
-    assert closed == [True]
-    whole = "".join(Listing(Entries(), "/", Paths(str(tmp_path)), at_root=True))
-    assert whole.count("<li>") == 10 and whole.endswith("</html>\n")
-    assert closed == [True, True]
 
 
 # --- streaming and teardown -------------------------------------------------------------

@@ -14,7 +14,7 @@ from twisted.web.resource import IResource
 import twisted
 from twisted_stream import StreamSettings
 from twisted_stream._files._resource import FileResource
-from twisted_stream.tap import Options
+from twisted_stream._ops._options import Options
 
 PROJECT = Path(__file__).resolve().parents[2]
 SERVER_PEM = Path(twisted.__file__).parent / "test" / "server.pem"
@@ -87,17 +87,18 @@ def test_listen_accepts_ssl_with_existing_key_files() -> None:
         (["--port", "70000"], "--port '70000': port 70000 is out of range (0-65535)"),
         (["--port", "-1"], "port -1 is out of range"),
         (["--listen", "tcp:65536"], "--listen 'tcp:65536': port 65536 is out of range"),
-        (["--listen", "bogus:1"], "--listen 'bogus:1' is not a valid endpoint: Unknown endpoint"),
-        (["--listen", "tcp:notaport"], "--listen 'tcp:notaport' is not a valid endpoint"),
-        (["--port", "tcp:80:nosuch=1"], "--port 'tcp:80:nosuch=1' is not a valid endpoint"),
-        (["--port", ""], "--port '' is not a valid endpoint"),
+        (["--listen", "bogus:1"], "--listen 'bogus:1': unknown endpoint type 'bogus': use one"),
+        (["--listen", "tcp:notaport"], "--listen 'tcp:notaport': the port 'notaport' is not"),
+        (["--port", "tcp:80:nosuch=1"], "--port 'tcp:80:nosuch=1': tcp has no parameter 'nosuch'"),
+        (["--port", ""], "--port '' is empty: give a port number or an endpoint such as tcp:8080"),
         (
             ["--listen", "unix:/nonexistent/dir/web.sock"],
             "--listen 'unix:/nonexistent/dir/web.sock': the socket's directory does not exist",
         ),
         (
             ["--listen", "ssl:8443:privateKey=/nonexistent/key.pem"],
-            "is not a valid endpoint: [Errno 2] No such file or directory",
+            "--listen 'ssl:8443:privateKey=/nonexistent/key.pem': cannot read "
+            "'/nonexistent/key.pem': No such file or directory",
         ),
     ],
 )
@@ -216,19 +217,22 @@ def test_bad_apps_are_usage_errors(app_dir: tuple[Path, str], spec: str, expecte
 
 
 def test_headers_flags_logfile_and_grace_period(tmp_path: Path) -> None:
-    """--add-header (repeatable), --display-tracebacks, --logfile (absolute path or -) and
-    --grace-period are parsed."""
+    """--add-header (repeatable), --display-tracebacks, --logfile (absolute path or -),
+    --grace-period and --close-timeout are parsed."""
     options = parse(
         "--add-header", "X-One: 1",
         "--add-header", "Cache-Control:  no-store ",
         "--display-tracebacks",
         "--logfile", str(tmp_path / "access.log"),
         "--grace-period", "0.5",
+        "--close-timeout", "0.25",
     )  # fmt: skip
     assert options["headers"] == [(b"X-One", b"1"), (b"Cache-Control", b"no-store")]
     assert options["display-tracebacks"]
     assert options["logfile"] == str(tmp_path / "access.log")
     assert options["grace-period"] == 0.5
+    assert options["close-timeout"] == 0.25
+    assert parse()["close-timeout"] == 5.0
     assert parse("-l", "-")["logfile"] == "-"
     assert parse("--grace-period", "0")["grace-period"] == 0.0
 
@@ -244,13 +248,14 @@ def test_headers_flags_logfile_and_grace_period(tmp_path: Path) -> None:
         (["--grace-period", "-1"], "--grace-period: '-1' is negative"),
         (["--grace-period", "soon"], "--grace-period: 'soon' is not a number"),
         (["--grace-period", "inf"], "--grace-period: 'inf' is not a finite number"),
+        (["--close-timeout", "-2"], "--close-timeout: '-2' is negative"),
         (["--buffer-size", "0"], "--buffer-size must be at least 1, not 0"),
         (["--buffer-size", "big"], "--buffer-size: 'big' is not a whole number"),
         (["--slice-seconds", "0"], "--slice-seconds must be positive"),
         (["--thread-pool-size", "0"], "--thread-pool-size must be at least 1"),
         (["--thread-pool-size", "2.5"], "--thread-pool-size: '2.5' is not a whole number"),
         (["--bogus"], "option --bogus not recognized"),
-        (["extra"], "Wrong number of arguments."),
+        (["extra"], "unexpected argument 'extra': every value follows its option"),
     ],
 )
 def test_bad_values_are_usage_errors(args: list[str], expected: str) -> None:
@@ -262,6 +267,38 @@ def test_bad_values_are_usage_errors(args: list[str], expected: str) -> None:
 def test_logfile_that_is_a_directory(tmp_path: Path) -> None:
     """--logfile naming a directory is a usage error."""
     assert usage_error("--logfile", str(tmp_path)).endswith(": is a directory")
+
+
+# As twistd parses them.
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "tcp:abc"], "--port 'tcp:abc': the port 'abc' is not a whole number"),
+        (["--bogus"], "no such option --bogus"),
+        (["--port"], "--port needs a value"),
+        (["--listing=yes"], "--listing takes no value"),
+        (["-n"], "-n is an option of twistd itself: put it before streamweb, as in twistd -n"),
+        (["--pidfile=x"], "--pidfile is an option of twistd itself"),
+    ],
+)
+def test_twistd_options_exit_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``TwistdOptions`` (what twistd parses with) turns a usage error into two lines on
+    standard error, the message and the pointer to --help, and exit status 2; nothing on
+    standard output."""
+    from twisted_stream._ops._options import HELP_HINT, TwistdOptions
+
+    with pytest.raises(SystemExit) as caught:
+        TwistdOptions().parseOptions(args)
+    assert caught.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    first, hint = err.splitlines()
+    assert first.startswith(f"twistd streamweb: {message}")
+    assert hint == HELP_HINT == "Run 'twistd streamweb --help' for the options."
 
 
 def test_workers_and_channel_backend() -> None:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from twisted.web.client import ResponseFailed
 
 from twisted_stream.tap import Options
 
+from ..rawclient import connect, get
 from ..waiting import within
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -231,22 +233,39 @@ def test_streamweb_help_documents_every_option(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--port", "70000"], "--port '70000': port 70000 is out of range (0-65535)"),
-        (["--listen", "bogus:1"], "--listen 'bogus:1' is not a valid endpoint"),
+        (["--listen", "tcp:abc"], "--listen 'tcp:abc': the port 'abc' is not a whole number"),
+        (["--listen", "bogus:1"], "--listen 'bogus:1': unknown endpoint type 'bogus': use one"),
+        (["--port", "tcp:80:nosuch=1"], "--port 'tcp:80:nosuch=1': tcp has no parameter"),
         (["--path", "/nonexistent/streamweb"], "--path '/nonexistent/streamweb': no such"),
-        (["--app", "no_such_streamweb_module:resource"], "no module named"),
+        (["--app", "no_such_streamweb_module:resource"], "--app 'no_such_streamweb_module:"),
         (["--app", "examples.countdown:nothing"], "examples.countdown has no attribute"),
         (["--app", "examples.countdown:COUNT"], "COUNT is of type int, not an IResource"),
-        (["--buffer-size", "0"], "--buffer-size must be at least 1"),
+        (["--buffer-size", "0"], "--buffer-size must be at least 1, not 0"),
+        (["--grace-period", "soon"], "--grace-period: 'soon' is not a number"),
+        (["--bogus"], "no such option --bogus"),
+        (["--port"], "--port needs a value"),
+        (["-n"], "-n is an option of twistd itself: put it before streamweb"),
+        (["extra"], "unexpected argument 'extra'"),
     ],
 )
-def test_usage_errors_end_with_one_line_and_no_traceback(args: list[str], message: str) -> None:
-    """Bad values make twistd exit 1 with the usage text and, last, one line naming the
-    problem; never a traceback."""
-    result = run_twistd("-n", "--pidfile=", "streamweb", *args, cwd=PROJECT)
-    assert result.returncode == 1, result.stdout
-    last = result.stdout.strip().splitlines()[-1]
-    assert message in last, result.stdout  # twistd prints "ARGV0 ARGV1: message"
-    assert "Traceback" not in result.stdout
+def test_usage_errors_print_one_line_and_a_pointer_to_help(args: list[str], message: str) -> None:
+    """A bad value makes the real twistd exit with status 2 after exactly two lines on
+    standard error: ``twistd streamweb:`` and the message naming the option and value, then
+    ``Run 'twistd streamweb --help' for the options.``; no help text, no traceback, nothing
+    on standard output."""
+    result = subprocess.run(
+        [*twistd_command(), "-n", "--pidfile=", "streamweb", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert result.returncode == 2, result
+    assert result.stdout == "", result.stdout
+    first, hint = result.stderr.splitlines()
+    assert first.startswith("twistd streamweb: ") and message in first, result.stderr
+    assert hint == "Run 'twistd streamweb --help' for the options."
 
 
 def test_busy_port_ends_with_one_line(tmp_path: Path) -> None:
@@ -291,8 +310,28 @@ async def test_demo_site_without_content_options(twistd: Any, client: Any, tmp_p
 
 
 @pytest_twisted.ensureDeferred
+async def test_start_up_prints_the_urls_to_open(twistd: Any, client: Any, tmp_path: Path) -> None:
+    """The start-up log says where to open the site, with the port really chosen, and where
+    the status page and the metrics are; the demo's index then links both."""
+    process = twistd(
+        "streamweb", "--port", LOCAL, "--status", "/_status", "--metrics", "/_metrics",
+        cwd=tmp_path,
+    )  # fmt: skip
+    port = await process.port()
+    base = f"http://127.0.0.1:{port}"
+    await process.wait_for(re.escape(f"serving the demo site: open {base}/"))
+    await process.wait_for(re.escape(f"the status page: {base}/_status"))
+    await process.wait_for(re.escape(f"the metrics: {base}/_metrics"))
+    index = await text(client, base + "/")
+    assert 'href="/_status"' in index and 'href="/_metrics"' in index
+    assert "<title>twisted_stream status</title>" in await text(client, base + "/_status")
+    await process.terminate()
+
+
+@pytest_twisted.ensureDeferred
 async def test_path_serves_files(twistd: Any, client: Any, tmp_path: Path) -> None:
-    """--path DIR serves the files under DIR (and lists directories with --listing)."""
+    """--path DIR serves the files under DIR (and lists directories with --listing); the
+    start-up log says so, with the URL to open."""
     site = tmp_path / "site"
     (site / "docs").mkdir(parents=True)
     (site / "hello.txt").write_text("hello from disk\n")
@@ -300,6 +339,7 @@ async def test_path_serves_files(twistd: Any, client: Any, tmp_path: Path) -> No
     process = twistd("streamweb", "--port", LOCAL, "--path", str(site), "--listing",
                      cwd=tmp_path)  # fmt: skip
     base = f"http://127.0.0.1:{await process.port()}"
+    await process.wait_for(re.escape(f"serving the files under {site}: open {base}/"))
     assert await text(client, base + "/hello.txt") == "hello from disk\n"
     assert "a.txt" in await text(client, base + "/docs/")
     missing = await within(client.get(base + "/nope.txt"))
@@ -368,6 +408,55 @@ async def test_sigterm_lets_a_stream_finish_within_grace(
     assert b"Lift off!" in await within(body.done)
 
 
+STUCK_APP = """
+import time
+from twisted.web.resource import Resource
+from twisted_stream import stream
+
+
+class Stuck(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        def blocked():
+            print("blocked in", request.uri.decode(), flush=True)
+            time.sleep(3600)
+            yield b"never"
+
+        return stream(request, blocked(), threaded=True)
+
+
+resource = Stuck()
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_with_threaded_sources_stuck_in_a_blocking_call(
+    twistd: Any, tmp_path: Path
+) -> None:
+    """Three threaded sources stuck in ``time.sleep(3600)``: on SIGTERM the streams are
+    aborted after the grace period, the process exits within grace period + close timeout
+    (+ a few seconds for twistd itself), and one warning line names the three sources still
+    busy. (Before: the main thread joined the stuck workers and never exited.)"""
+    (tmp_path / "stuckapp.py").write_text(STUCK_APP)
+    process = twistd("streamweb", "--port", LOCAL, "--app", "stuckapp:resource",
+                     "--grace-period", "0.3", "--close-timeout", "0.5", cwd=tmp_path)  # fmt: skip
+    port = await process.port()
+    clients = [await connect(port, get(f"/stuck?n={n}")) for n in range(3)]
+    for n in range(3):
+        await process.wait_for(rf"blocked in /stuck\?n={n}")
+    started = time.monotonic()
+    await process.terminate(timeout=15)
+    took = time.monotonic() - started
+    assert took < 0.3 + 0.5 + 4, f"{took:.1f} s from SIGTERM to exit"
+    [warning] = [line for line in process.lines if "still busy" in line]
+    assert "3 stream source(s) still busy after 0.5 s" in warning
+    for n in range(3):
+        assert f"GET /stuck?n={n} HTTP/1.1 from 127.0.0.1" in warning
+    for client in clients:
+        await within(client.closed)
+
+
 # Packaging of the dropin.
 
 
@@ -379,14 +468,12 @@ def test_no_init_files_shadow_twisted() -> None:
     assert (PROJECT / "twisted" / "plugins" / "twisted_stream_streamweb.py").is_file()
 
 
-def test_dropin_cache_is_ignored_by_git() -> None:
-    """The dropin.cache twistd writes next to the dropin is ignored by git."""
+@pytest.mark.parametrize("path", ["twisted/plugins/dropin.cache", "twistd.pid"])
+def test_twistd_droppings_are_ignored_by_git(path: str) -> None:
+    """What twistd writes in a checkout is ignored by git: the dropin.cache next to the
+    dropin, and the twistd.pid of a server started from the project root."""
     git = shutil.which("git")
     if git is None or not (PROJECT / ".git").exists():
         pytest.skip("not a git checkout")
-    result = subprocess.run(
-        [git, "check-ignore", "-q", "twisted/plugins/dropin.cache"],
-        cwd=PROJECT,
-        timeout=30,
-    )
+    result = subprocess.run([git, "check-ignore", "-q", path], cwd=PROJECT, timeout=30)
     assert result.returncode == 0

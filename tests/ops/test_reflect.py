@@ -93,6 +93,9 @@ def test_every_stream_setting_option_sets_its_field() -> None:
         elif isinstance(default, int):
             wanted = default + 1
             args = [f"--{setting.option}", str(wanted)]
+        elif isinstance(default, str):
+            wanted = default + "-x"
+            args = [f"--{setting.option}", wanted]
         else:
             wanted = float(default) + 0.5
             args = [f"--{setting.option}", str(wanted)]

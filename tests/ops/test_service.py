@@ -46,7 +46,7 @@ def test_make_service_builds_ports_site_and_shutdown() -> None:
     assert service.shutdown.grace_period == 2.0 and service.shutdown.site is service.site
     ports = children[1:]
     assert all(isinstance(p, StreamServerEndpointService) for p in ports)
-    assert [(p.endpoint._port, p.endpoint._interface) for p in ports] == [  # type: ignore[attr-defined]
+    assert [(p.endpoint.endpoint._port, p.endpoint.endpoint._interface) for p in ports] == [  # type: ignore[attr-defined]
         (8081, ""),
         (8082, "127.0.0.1"),
     ]
@@ -254,3 +254,19 @@ def test_metrics_and_status_are_mounted_in_front_of_the_content(tmp_path: Path) 
     assert kinds == {b"_metrics": MetricsResource, b"_status": StatusResource}
     assert "give a path like /_metrics" in usage_error("--metrics", "/")
     assert "cannot share" in usage_error("--metrics", "/x", "--status", "x")
+
+
+def test_status_history_starts_with_the_service() -> None:
+    """With --status the status page keeps its chart history from start-up, so the first
+    visit already shows the minutes before it."""
+    from twisted_stream import Mounts, StatusResource
+
+    options = Options()
+    options.parseOptions(["--port", "tcp:0:interface=127.0.0.1", "--status", "/_status"])
+    service = makeService(options)
+    mounts = service.site.resource
+    assert isinstance(mounts, Mounts)
+    ((segments, page),) = mounts.mounts
+    assert segments == (b"_status",) and isinstance(page, StatusResource)
+    assert service.site in page._histories, "started before any request"
+    # Its timer holds the page and the site weakly: it stops once they are collected.

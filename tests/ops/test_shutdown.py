@@ -16,6 +16,7 @@ import treq
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.web.client import ResponseFailed
 
 from twisted_stream import Outcome, Stream, stream, stream_for
@@ -26,6 +27,20 @@ from ..rawclient import connect, get
 from ..waiting import turns, until, within
 
 GRACE = 5.0
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[str]]:
+    """Warning lines of the shutdown's log."""
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") is LogLevel.warn:
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
 
 
 class Body:
@@ -189,8 +204,10 @@ async def test_threaded_source_is_released_before_stop_fires(server: Any, client
     """A threaded generator blocked in next() is closed on its worker once next() returns,
     and stopService waits for that: its finally has run when the stop fires."""
     release = threading.Event()
+    entered = threading.Event()
 
     def blocked() -> Iterator[object]:
+        entered.set()
         release.wait(10)
         yield b"late\n"
 
@@ -199,6 +216,9 @@ async def test_threaded_source_is_released_before_stop_fires(server: Any, client
     clock = Clock()
     shutdown = GracefulShutdown(site, GRACE, clock=clock)
     body = await open_stream(server, client, streams)
+    # The worker is inside the blocking call (not still between two items, when an abort
+    # would close the generator at its yield).
+    await until(entered.is_set, what="the worker to block")
     stopped = shutdown.stopService()
     clock.advance(GRACE)
     await turns(10)
@@ -212,12 +232,16 @@ async def test_threaded_source_is_released_before_stop_fires(server: Any, client
 
 
 @pytest_twisted.ensureDeferred
-async def test_gives_up_on_a_source_that_never_releases(server: Any, client: Any) -> None:
+async def test_gives_up_on_a_source_that_never_releases(
+    server: Any, client: Any, warnings_logged: list[str]
+) -> None:
     """If a closed source stays busy longer than close_timeout, stopService fires anyway
-    (the shutdown is never held forever)."""
+    (the shutdown is never held forever) and one warning line names the busy source."""
     release = threading.Event()
+    entered = threading.Event()
 
     def blocked() -> Iterator[object]:
+        entered.set()
         release.wait(10)
         yield b"late\n"
 
@@ -226,13 +250,20 @@ async def test_gives_up_on_a_source_that_never_releases(server: Any, client: Any
     clock = Clock()
     shutdown = GracefulShutdown(site, GRACE, close_timeout=2.0, clock=clock)
     body = await open_stream(server, client, streams)
+    # The worker is inside the blocking call (not still between two items, when an abort
+    # would close the generator at its yield).
+    await until(entered.is_set, what="the worker to block")
     stopped = shutdown.stopService()
     clock.advance(GRACE)
     await turns(5)
     assert not stopped.called
+    assert warnings_logged == []
     clock.advance(2.0)
     await within(stopped)
     assert streams.finished == []
+    [line] = warnings_logged
+    assert "1 stream source(s) still busy after 2.0 s" in line
+    assert "GET / HTTP/1.1 from 127.0.0.1" in line
     release.set()
     await within(streams.handles[0].source_closed)
     assert len(streams.finished) == 1

@@ -3,7 +3,9 @@ stream feeding it."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from twisted_stream import Outcome, stream, stream_for
-from twisted_stream._ops._status import StatusResource, _Rates, render_page
+from twisted_stream._ops._status import StatusResource
 
 from ..conftest import leaf
 from ..rawclient import RawClient, connect, get
@@ -95,24 +97,31 @@ def paths(snapshot: dict[str, Any]) -> list[str]:
 
 @pytest_twisted.ensureDeferred
 async def test_the_page_lists_active_streams_and_totals(server: Any, client: Any) -> None:
-    """The HTML page is complete as served: each active stream with its path, client, bytes,
-    rate, paused flag and age, and the totals; it then connects to its own event stream. A
-    hostile path is escaped."""
+    """The HTML page is complete as served: each active stream with its path, client,
+    protocol, kind, bytes, rate, state, time to first byte and age, formatted for people,
+    and the totals; it then connects to its own event stream. A hostile path is escaped.
+    Only the page's own script and style may run."""
     app = App(server)
     raw, handle = await app.start('/gate?x=<script>alert("x")</script>')
     response = await within(client.get(server.url("/status")))
     page = await within(response.text())
     assert response.code == 200
     assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
-    assert "default-src 'none'" in response.headers.getRawHeaders("content-security-policy")[0]
+    policy = response.headers.getRawHeaders("content-security-policy")[0]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy
+    assert "unsafe-inline" not in policy
     assert response.headers.getRawHeaders("cache-control") == ["no-store"]
     assert "<script>alert" not in page
     assert "/gate?x=&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    assert "<td>127.0.0.1</td>" in page
-    assert "<td>6 B</td>" in page, "bytes sent: start;"
-    assert '<td id="total-streams_active">1</td>' in page
+    assert '<td data-col="client">127.0.0.1</td>' in page
+    assert '<td data-col="protocol">HTTP/1.1</td>' in page
+    assert '<td data-col="kind">download</td>' in page
+    assert '<td data-col="sent" class="num">6 B</td>' in page, "bytes sent: start;"
+    assert re.search(r'<span class="badge waiting" title="[^"]*">waiting</span>', page)
+    assert re.search(r'id="total-streams_active"[^>]*>1</td>', page)
     assert 'new EventSource("?events")' in page
-    assert "1 streams" in page
+    assert '<p id="shown">1 stream</p>' in page
+    assert 'id="chart-throughput"' in page
     raw.transport.abortConnection()  # type: ignore[union-attr]
     await within(handle.when_done())
 
@@ -151,13 +160,15 @@ async def test_json_snapshot(server: Any, client: Any) -> None:
 async def test_the_feed_follows_streams_as_they_come_and_go(server: Any) -> None:
     """The event stream sends a snapshot at once and one per interval: a stream appears
     while it runs and is gone from the next snapshot after its client disconnects; the
-    totals count it as ended by the client."""
+    totals count it as ended by the client. The feed itself is neither listed nor counted."""
     app = App(server)
     feed = await Feed.open(server)
     first = await feed.until(lambda e: True, "the first snapshot")
     assert "retry: 2000" in bytes(feed.raw.received).decode()
     assert "text/event-stream" in feed.head()
-    assert paths(first) == ["/status?events"], "the feed is a stream of the site too"
+    assert paths(first) == [], "the page's own feed is not listed"
+    assert first["active"] == first["totals"]["streams_active"] == 0
+    assert first["totals"]["streams_started"] == 0
     raw, handle = await app.start("/gate?watched=1")
     seen = await feed.until(lambda e: "/gate?watched=1" in paths(e), "the stream to show")
     row = next(s for s in seen["streams"] if s["path"] == "/gate?watched=1")
@@ -167,7 +178,9 @@ async def test_the_feed_follows_streams_as_they_come_and_go(server: Any) -> None
     await within(handle.when_done())
     gone = await feed.until(lambda e: "/gate?watched=1" not in paths(e), "the stream to go")
     assert gone["totals"]["streams_client_gone"] == 1
-    assert gone["totals"]["streams_active"] == 1
+    assert gone["totals"]["streams_active"] == 0
+    assert gone["totals"]["streams_started"] == 1
+    assert gone["totals"]["bytes_sent"] == 6
     feed.raw.transport.abortConnection()  # type: ignore[union-attr]
 
 
@@ -186,24 +199,6 @@ async def test_rate_is_measured_between_snapshots(server: Any) -> None:
     raw.transport.abortConnection()  # type: ignore[union-attr]
     await within(handle.when_done())
     feed.raw.transport.abortConnection()  # type: ignore[union-attr]
-
-
-def test_rates_unit() -> None:
-    """``_Rates``: average since the start for a first sighting, then the delta per second;
-    forgotten streams are dropped."""
-
-    class FakeStream:
-        bytes_sent = 1000
-        age = 2.0
-
-    rates = _Rates()
-    stream: Any = FakeStream()
-    assert rates.rate(1, stream, now=10.0) == 500.0
-    stream.bytes_sent = 1300
-    assert rates.rate(1, stream, now=10.5) == 600.0
-    assert rates.rate(1, stream, now=10.5) == 0.0, "no time passed: no division by zero"
-    rates.forget_except(set())
-    assert rates._last == {}
 
 
 def pending_deferreds() -> list[Any]:
@@ -290,22 +285,191 @@ async def test_unknown_subpaths_head_and_plain_sites(server: Any, client: Any) -
     assert "not a twisted_stream StreamSite" in await within(response.text())
 
 
-def test_render_page_without_streams() -> None:
-    """The page renders for an idle site (no rows, no mean time to first byte yet)."""
-    snap = {
-        "active": 0,
-        "shown": 0,
-        "streams": [],
-        "totals": {"streams_active": 0, "ttfb_seconds_count": 0, "ttfb_seconds_sum": 0.0},
-    }
-    page = render_page(snap)
-    assert '<td id="total-ttfb_average">-</td>' in page
-    assert "<tbody></tbody>" in page
-
-
 def test_constructor_checks() -> None:
     """A non-positive interval or a negative row limit is refused at once."""
     with pytest.raises(ValueError, match="interval"):
         StatusResource(interval=0)
     with pytest.raises(ValueError, match="max_rows"):
         StatusResource(max_rows=-1)
+
+
+def endless(request: Any) -> Any:
+    """An endless stream of 64 KiB blocks, as fast as its client reads."""
+    block = b"x" * 65536
+
+    def blocks() -> Any:
+        while True:
+            yield block
+
+    return stream(request, blocks(), content_type="application/octet-stream")
+
+
+@pytest_twisted.ensureDeferred
+async def test_ended_feeds_are_not_counted_either(server: Any, client: Any) -> None:
+    """A feed that ended is left out of the totals too: after a viewer came and went, the
+    next viewer and ``?json`` see no stream started, ended or sent by it."""
+    App(server)
+    feed = await Feed.open(server)
+    await feed.until(lambda e: True, "the first snapshot")
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+    await until(lambda: not server.site.active_streams, what="the feed to end")
+    assert server.site.metrics.started == 1, "the site itself counts it"
+    response = await within(client.get(server.url("/status?json")))
+    totals = json.loads(await within(response.text()))["totals"]
+    assert totals["streams_started"] == totals["streams_client_gone"] == 0
+    assert totals["bytes_sent"] == totals["pauses"] == totals["ttfb_seconds_count"] == 0
+    again = await Feed.open(server)
+    first = await again.until(lambda e: True, "the second viewer's first snapshot")
+    assert first["totals"]["streams_started"] == 0 and first["streams"] == []
+    again.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_has_one_sample_per_interval(server: Any) -> None:
+    """Each snapshot of the feed carries the newest history sample: one per interval, with
+    the throughput since the previous one, the active, paused and stalled counts, and the
+    outcomes of the streams that ended in it; a later viewer's first snapshot carries the
+    samples so far."""
+    app = App(server)
+    feed = await Feed.open(server)
+    raw, handle = await app.start()
+    busy = await feed.until(
+        lambda e: e["sample"] is not None and e["sample"]["active"] == 1, "a sample with it"
+    )
+    assert busy["sample"]["paused"] == busy["sample"]["stalled"] == 0
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+    ended = await feed.until(
+        lambda e: e["sample"] is not None and e["sample"]["outcomes"] == {"client-gone": 1},
+        "the sample of the interval it ended in",
+    )
+    assert ended["sample"]["active"] == 0
+    samples = [e["sample"] for e in feed.events() if e["sample"] is not None]
+    times = sorted({s["t"] for s in samples})
+    delivered = [s["t"] for e in feed.events()[1:] for s in e["samples"]]
+    assert delivered == sorted(set(delivered)), "each sample once, in order"
+    assert set(times) <= set(delivered) | {s["t"] for s in feed.events()[0]["history"]}
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps and all(gap >= 0.8 * INTERVAL for gap in gaps), "at most one per interval"
+    later = await Feed.open(server)
+    first = await later.until(lambda e: True, "the later viewer's first snapshot")
+    assert [s["t"] for s in first["history"]][: len(times)] == times
+    for viewer in (feed, later):
+        viewer.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_throughput_sample_counts_the_bytes_sent(server: Any) -> None:
+    """A sample's rate is the bytes the site's streams sent in the interval per second:
+    while a client reads an endless stream, samples show a positive throughput."""
+    root = Resource()
+    root.putChild(b"endless", leaf(endless))
+    root.putChild(b"status", StatusResource(interval=INTERVAL))
+    server.serve(root)
+    feed = await Feed.open(server)
+    raw = await connect(server.port, get("/endless"))
+    sample = (
+        await feed.until(
+            lambda e: e["sample"] is not None and e["sample"]["rate"] > 100_000, "throughput"
+        )
+    )["sample"]
+    assert sample["active"] == 1
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_paused_stalled_and_first_byte(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream whose client stops reading is paused, then stalled once it has sent nothing
+    for ``STALLED_AFTER`` seconds (the snapshot counts it); a stream that has sent nothing
+    yet has no time to first byte, one that has, has it."""
+    import twisted_stream._ops._status as status_module
+    import twisted_stream._ops._status_snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "STALLED_AFTER", 0.3)
+    monkeypatch.setattr(status_module, "STALLED_AFTER", 0.3)
+    held: list[Deferred[bytes]] = []
+
+    def late(request: Any) -> Any:
+        held.append(Deferred())
+        return stream(request, iter([held[-1]]))
+
+    root = Resource()
+    root.putChild(b"endless", leaf(endless))
+    root.putChild(b"late", leaf(late))
+    root.putChild(b"status", StatusResource(interval=INTERVAL))
+    server.serve(root)
+    feed = await Feed.open(server)
+    reader = await connect(server.port, get("/endless"))
+    reader.stop_reading()
+    waiting = await connect(server.port, get("/late"))
+
+    def row(e: dict[str, Any], path: str) -> dict[str, Any] | None:
+        return next((s for s in e["streams"] if s["path"] == path), None)
+
+    seen = await feed.until(
+        lambda e: (r := row(e, "/endless")) is not None and r["stalled"], "a stalled stream"
+    )
+    stalled = row(seen, "/endless")
+    assert stalled is not None and stalled["paused"] and stalled["paused_for"] >= 0.3
+    assert seen["stalled"] == seen["paused"] == 1
+    assert stalled["ttfb"] is not None and stalled["ttfb"] >= 0
+    pending = row(seen, "/late")
+    assert pending is not None and pending["ttfb"] is None and pending["state"] == "waiting"
+    assert pending["protocol"] == "HTTP/1.1" and pending["kind"] == "download"
+    held[0].callback(b"done")
+    for raw in (reader, waiting, feed.raw):
+        raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+def test_history_is_kept_before_anyone_watches() -> None:
+    """Once started (by ``twistd streamweb --status`` at start-up, else by the first
+    request), a timer samples the site every interval whether or not a page is open, and
+    stops once the site, having listened, stops listening; it holds the page and the site
+    only weakly (on a fake clock)."""
+    import gc
+
+    from twisted.internet.task import Clock
+
+    from twisted_stream import StreamSite
+
+    clock = Clock()
+    site = StreamSite(Resource())
+    site.monotonic = clock.seconds
+    page = StatusResource(interval=1.0, reactor=clock)
+    history = page.history(site)
+    assert page.history(site) is history, "one history, one timer per site"
+    site.metrics.bytes_sent = 0
+    for _ in range(3):
+        site.metrics.bytes_sent += 1000
+        clock.advance(1.0)
+    assert [s["rate"] for s in history.samples] == [1000.0, 1000.0, 1000.0]
+    site.numPorts = 1
+    clock.advance(1.0)
+    site.numPorts = 0
+    clock.advance(1.0)
+    assert not clock.getDelayedCalls(), "stopped with the site's last port"
+
+    other = StatusResource(interval=1.0, reactor=clock)
+    other.history(site)
+    assert clock.getDelayedCalls()
+    del other
+    gc.collect()
+    clock.advance(1.0)
+    assert not clock.getDelayedCalls(), "stopped once the page was gone"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_viewer_sees_the_minutes_before_it_came(server: Any) -> None:
+    """A viewer arriving after the history started gets the samples taken before it, in
+    its first snapshot."""
+    app = App(server)
+    app.status.history(app.site)
+    raw, handle = await app.start()
+    await until(lambda: len(app.status.history(app.site).samples) >= 3, what="three samples")
+    feed = await Feed.open(server)
+    first = await feed.until(lambda e: True, "the first snapshot")
+    assert len(first["history"]) >= 3 and first["history"][0]["active"] == 1
+    raw.transport.abortConnection()  # type: ignore[union-attr]
+    await within(handle.when_done())
+    feed.raw.transport.abortConnection()  # type: ignore[union-attr]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,8 +70,8 @@ def test_a_pool_stopped_with_its_reactor_starts_again() -> None:
     ran = threading.Event()
     pool.run(clock, ran.set)  # type: ignore[arg-type]
     assert ran.wait(10)
-    [(stop, _, _)] = clock.triggers["during"]["shutdown"]
-    stop()  # the reactor shuts down
+    [(stop, args, _)] = clock.triggers["during"]["shutdown"]
+    stop(*args)  # the reactor shuts down
     assert pool.workers == 0
     again = threading.Event()
     pool.run(clock, again.set)  # type: ignore[arg-type]
@@ -101,3 +102,98 @@ async def test_the_pool_is_bounded_and_extra_sources_wait() -> None:
     for s in sources:
         await within(s.close())
     POOL.resize(4)
+
+
+# Admission: a bounded, timed queue for new streams.
+
+
+class Blocker:
+    """Work that blocks its thread until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+
+def test_new_streams_wait_in_a_bounded_queue() -> None:
+    """With every thread busy, ``queue_size`` new items may wait and one more is refused
+    (None); a cancelled one frees its place and never runs; items run in order once a thread
+    is free, on the worker that finished the previous one."""
+    clock = MemoryReactorClock()
+    pool = StreamThreadPool(1, queue_size=2, queue_timeout=0)
+    blocker = Blocker()
+    ran: list[str] = []
+    done = threading.Event()
+    assert pool.admit(clock, blocker, print) is not None  # type: ignore[arg-type]
+    assert blocker.entered.wait(10)
+    first = pool.admit(clock, lambda: ran.append("first"), print)  # type: ignore[arg-type]
+    second = pool.admit(clock, lambda: ran.append("second"), print)  # type: ignore[arg-type]
+    assert first is not None and second is not None
+    assert pool.admit(clock, lambda: ran.append("refused"), print) is None  # type: ignore[arg-type]
+    assert pool.cancel(first) and pool.waiting == 1
+    third = pool.admit(clock, lambda: (ran.append("third"), done.set()), print)  # type: ignore[arg-type]
+    assert third is not None
+    blocker.release.set()
+    assert done.wait(10)
+    assert ran == ["second", "third"]
+    assert pool.workers == 1 and not pool.cancel(third)
+    pool.stop()
+
+
+def test_runs_of_admitted_streams_are_not_refused() -> None:
+    """``run`` (the later runs of a stream already admitted, and closes) always queues."""
+    clock = MemoryReactorClock()
+    pool = StreamThreadPool(1, queue_size=0, queue_timeout=0)
+    blocker = Blocker()
+    pool.run(clock, blocker)  # type: ignore[arg-type]
+    assert blocker.entered.wait(10)
+    done = threading.Event()
+    pool.run(clock, done.set)  # type: ignore[arg-type]
+    assert pool.admit(clock, print, print) is None  # type: ignore[arg-type]
+    blocker.release.set()
+    assert done.wait(10)
+    pool.stop()
+
+
+def test_a_new_stream_waits_at_most_the_queue_timeout() -> None:
+    """An admitted item still waiting after ``queue_timeout`` is dropped and its
+    ``on_timeout`` called (in the reactor thread); one that got a thread in time is not."""
+    clock = MemoryReactorClock()
+    pool = StreamThreadPool(1, queue_size=5, queue_timeout=2.0)
+    blocker = Blocker()
+    pool.admit(clock, blocker, print)  # type: ignore[arg-type]
+    assert blocker.entered.wait(10)
+    timed_out: list[str] = []
+    ran: list[str] = []
+    pool.admit(clock, lambda: ran.append("a"), lambda: timed_out.append("a"))  # type: ignore[arg-type]
+    clock.advance(1.0)
+    pool.admit(clock, lambda: ran.append("b"), lambda: timed_out.append("b"))  # type: ignore[arg-type]
+    clock.advance(1.0)
+    assert timed_out == ["a"] and pool.waiting == 1
+    clock.advance(0.5)
+    assert timed_out == ["a"]
+    clock.advance(0.5)
+    assert timed_out == ["a", "b"] and pool.waiting == 0
+    blocker.release.set()
+    pool.stop()
+    assert ran == []
+
+
+def test_shutdown_does_not_wait_for_a_stuck_worker() -> None:
+    """The pool's threads are daemon threads and its shutdown trigger returns at once even
+    with a worker stuck in a blocking call (it would otherwise hold the process)."""
+    clock = MemoryReactorClock()
+    pool = StreamThreadPool(2)
+    stuck = Blocker()
+    pool.run(clock, stuck)  # type: ignore[arg-type]
+    assert stuck.entered.wait(10)
+    assert all(t.daemon for t in threading.enumerate() if t.name.startswith("twisted_stream"))
+    [(stop, args, _)] = clock.triggers["during"]["shutdown"]
+    started = time.monotonic()
+    stop(*args)
+    assert time.monotonic() - started < 0.5
+    stuck.release.set()

@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from twisted_stream._engine._chunks import chunk_converter
 from twisted_stream._engine._source import EOF, SliceDeadline
+from twisted_stream._errors import StreamRejected
 from twisted_stream._sources._pool import StreamThreadPool
 from twisted_stream._sources._threaded import ThreadedSource
 
@@ -137,3 +139,72 @@ async def test_a_failure_is_delivered_after_earlier_items() -> None:
         else:
             raise AssertionError("the failure was lost")
     await within(src.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_source_refused_by_the_pool_closes_at_once() -> None:
+    """With every thread busy and no room to wait, the first read fails at once with
+    ``StreamRejected``; closing it then needs no thread (the generator never ran), so it is
+    not queued behind the busy pool."""
+    pool = StreamThreadPool(1, queue_size=0, queue_timeout=0)
+    release = threading.Event()
+    busy = ThreadedSource(iter_blocking(release), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    busy.read(65536, FAR)
+    await until(lambda: pool.busy == 1, what="the pool to be busy")
+    refused = ThreadedSource(iter([b"never"]), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    result = refused.read(65536, FAR)
+    assert isinstance(result, Deferred) and result.called
+    with pytest.raises(StreamRejected, match="every thread is busy"):
+        await result
+    await within(refused.close(), 1)
+    release.set()
+    await within(busy.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_waiting_source_closed_leaves_the_queue_and_never_runs() -> None:
+    """A source waiting for a thread whose stream ends (its client left) is dropped from the
+    queue at once: its generator never runs, its close fires at once."""
+    pool = StreamThreadPool(1, queue_size=5, queue_timeout=0)
+    release = threading.Event()
+    busy = ThreadedSource(iter_blocking(release), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    busy.read(65536, FAR)
+    await until(lambda: pool.busy == 1, what="the pool to be busy")
+    ran: list[int] = []
+
+    def never() -> Iterator[bytes]:
+        ran.append(1)
+        yield b"x"
+
+    waiting = ThreadedSource(never(), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    d = waiting.read(65536, FAR)
+    assert isinstance(d, Deferred) and pool.waiting == 1
+    await within(waiting.close(), 1)
+    assert pool.waiting == 0
+    release.set()
+    await within(busy.close())
+    assert ran == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_source_waiting_past_the_queue_timeout_is_refused() -> None:
+    """A new source still waiting for a thread after ``queue_timeout`` fails its read with
+    ``StreamRejected`` (the engine answers 503)."""
+    pool = StreamThreadPool(1, queue_size=5, queue_timeout=0.2)
+    release = threading.Event()
+    busy = ThreadedSource(iter_blocking(release), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    busy.read(65536, FAR)
+    await until(lambda: pool.busy == 1, what="the pool to be busy")
+    waiting = ThreadedSource(iter([b"x"]), chunk_converter("utf-8"), pool, reactor)  # type: ignore[arg-type]
+    d = waiting.read(65536, FAR)
+    assert isinstance(d, Deferred)
+    with pytest.raises(StreamRejected, match=r"no thread was free for 0\.2 s"):
+        await within(d, 5)
+    await within(waiting.close(), 1)
+    release.set()
+    await within(busy.close())
+
+
+def iter_blocking(release: threading.Event) -> Iterator[bytes]:
+    release.wait(10)
+    yield b"late"

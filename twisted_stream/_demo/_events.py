@@ -25,20 +25,12 @@ from twisted.web.server import Request
 
 from twisted_stream import Channel, Event, EventStreamResource, StreamingResource
 
-from ._query import query_number
+from ._query import page, query_number
 
 CLOCK_INTERVAL = 1.0
 RETRY_MS = 1000
 
-PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Server-Sent Events</title>
-<link rel="icon" href="data:,">
-<style>
-body{{font-family:sans-serif;max-width:40em;margin:2em auto;line-height:1.4}}
-.big{{font-size:2.5em;font-variant-numeric:tabular-nums}}
-#status{{color:#666}}
-</style></head><body>
-<h1>Server-Sent Events</h1>
+PAGE_BODY = """<h1>Server-Sent Events</h1>
 <p>Both boxes below are fed by <code>EventSource</code> streams that never end. If the
 connection drops, the browser reconnects by itself and sends the id of the last event it
 saw (<code>Last-Event-ID</code>), so the tick count resumes where it stopped.</p>
@@ -50,7 +42,6 @@ saw (<code>Last-Event-ID</code>), so the tick count resumes where it stopped.</p
 <p class="big" id="count">0</p>
 <p><button id="click">+1</button> Every open page sees each click (one
 <code>Channel.publish</code>, delivered to all subscribers).</p>
-<p><a href="/">Back to the demo index</a></p>
 <script>
 const clock = new EventSource({clock_url});
 clock.onopen = () => {{ document.getElementById("status").textContent = "connected"; }};
@@ -70,7 +61,6 @@ counter.addEventListener("count", (e) => {{
 }});
 document.getElementById("click").onclick = () => fetch({click_url}, {{method: "POST"}});
 </script>
-</body></html>
 """
 
 
@@ -93,12 +83,12 @@ class _Page(StreamingResource):
         def link(name: bytes) -> str:
             return _js_string(_sibling(request, name))
 
-        page: str = PAGE.format(
+        body: str = PAGE_BODY.format(
             clock_url=link(b"clock" + suffix),
             counter_url=link(b"counter"),
             click_url=link(b"click"),
         )
-        return page.encode("utf-8")
+        return page("Server-Sent Events", body).encode("utf-8")
 
 
 def _sibling(request: Request, name: bytes) -> bytes:

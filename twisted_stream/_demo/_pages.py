@@ -25,7 +25,7 @@ from twisted.web.server import Request
 
 from twisted_stream import StreamingResource, stream, stream_for
 
-from ._query import HTML, PADDING, page, query_number, query_size
+from ._query import HTML, PADDING, page, page_head, query_number, query_size
 
 COUNTDOWN_DELAY = 1.0
 """Seconds between countdown lines unless ``?delay=`` says otherwise."""
@@ -45,11 +45,10 @@ def countdown_lines(start: int) -> Iterator[str]:
     yield "Lift off!<br>\n"
 
 
-def countdown_head(title: str) -> str:
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"</head><body>\n{PADDING}"
-    )
+def countdown_head(title: str, *, frame: bool = True) -> str:
+    """The start of a progressive page: the demo's head and back link, then
+    :data:`PADDING`. A ``frame`` (the countdown's iframes) uses the compact style."""
+    return page_head(title, body_class="frame" if frame else "") + PADDING
 
 
 COUNTDOWN_TAIL = "</body></html>\n"
@@ -79,8 +78,7 @@ class Countdown(StreamingResource):
             "<h2>Non-blocking: a generator yielding deferLater()</h2>\n"
             f'<iframe src="{escape(links[0])}"></iframe>\n'
             "<h2>Blocking: a time.sleep() generator with threaded=True</h2>\n"
-            f'<iframe src="{escape(links[1])}"></iframe>\n'
-            '<p><a href="/">Back to the demo index</a></p>'
+            f'<iframe src="{escape(links[1])}"></iframe>'
         )
         request.setHeader(b"content-type", HTML.encode("ascii"))
         return page("Countdown", body).encode("utf-8")
@@ -167,6 +165,7 @@ class Csv(StreamingResource):
         else:
             request.setHeader(b"content-type", b"text/csv; charset=utf-8")
             request.setHeader(b"content-disposition", b'attachment; filename="rows.csv"')
+        request.setHeader(b"accept-ranges", b"none")  # generated: Range is ignored
         return csv_rows(rows)
 
 
@@ -191,6 +190,9 @@ class Download(StreamingResource):
     def render_GET(self, request: Request) -> int:
         size = query_size(request, "size", DOWNLOAD_SIZE, 64 * 1024**3)
         request.setHeader(b"content-disposition", b'attachment; filename="demo-download.bin"')
+        # Generated, not seekable: a Range header is ignored, and this says so (RFC 9110
+        # section 14.3), so a download manager does not try to resume it.
+        request.setHeader(b"accept-ranges", b"none")
         return stream(
             request,
             pattern_bytes(size),
@@ -213,7 +215,8 @@ class Clock(StreamingResource):
         from twisted.internet import reactor
 
         def ticks() -> Iterator[object]:
-            yield countdown_head("Clock")
+            yield countdown_head("Clock", frame=False)
+            yield "<h1>Clock</h1>\n"
             yield "<p>One line per tick; this response never ends on its own.</p>\n"
             while True:
                 now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

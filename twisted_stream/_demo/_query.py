@@ -1,5 +1,6 @@
-"""What the demo pages share: the HTML frame and the query parameters that make them quick
-or small (``?delay=``, ``?count=``, ``?rows=``, ``?size=``, ``?interval=``)."""
+"""What the demo pages share: the HTML frame (with :mod:`._style`'s stylesheet, icon and
+back link) and the query parameters that make them quick or small (``?delay=``,
+``?count=``, ``?rows=``, ``?size=``, ``?interval=``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from html import escape
 
 from twisted.web.server import Request
+
+from ._style import BACK_LINK, HEAD_LINKS
 
 HTML = "text/html; charset=utf-8"
 
@@ -39,12 +42,15 @@ def query_size(request: Request, name: str, default: int, high: int) -> int:
     return min(int(found.group(1)) * scale, high)
 
 
-def page(title: str, body: str) -> str:
-    """A complete HTML page with the demo's style."""
+def page_head(title: str, *, back: bool = True, body_class: str = "") -> str:
+    """The start of a demo page, up to and including the back link (``back``)."""
+    klass = f' class="{body_class}"' if body_class else ""
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.4}"
-        "iframe{width:100%;height:18em;border:1px solid #999}code{background:#eee}</style>"
-        f"</head><body>\n{body}\n</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{HEAD_LINKS}'
+        f"<title>{escape(title)}</title></head><body{klass}>\n{BACK_LINK if back else ''}\n"
     )
+
+
+def page(title: str, body: str, *, back: bool = True) -> str:
+    """A complete HTML page with the demo's stylesheet, icon and back link."""
+    return f"{page_head(title, back=back)}{body}\n</body></html>\n"

@@ -2,8 +2,10 @@
 
 An index page links every demo; each lives in its own module and uses only the public API
 (``from twisted_stream import ...``): the countdown, CSV, download and clock pages
-(:mod:`._pages`), Server-Sent Events (:mod:`._events`) and a streamed template
-(:mod:`._template`). Query parameters let tests and curious users make them quick or small.
+(:mod:`._pages`), flow control seen live (:mod:`._flow`), Server-Sent Events
+(:mod:`._events`) and a streamed template (:mod:`._template`). Every page shares one
+stylesheet and icon (:mod:`._style`). Query parameters let tests and curious users make
+them quick or small.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from twisted.web.server import Request
 from twisted_stream import StreamingResource
 
 from ._events import events_demo
+from ._flow import flow_demo
 from ._pages import Clock, Countdown, Csv, Download
 from ._query import HTML, page
+from ._style import favicon, stylesheet
 from ._template import template_demo
 
 
@@ -33,6 +37,12 @@ class DemoLink:
 
 
 DEMO_LINKS: list[DemoLink] = [
+    DemoLink(
+        "/flow/",
+        "Flow control, live",
+        "Your browser reads a stream as slowly as you choose; watch the server pause its "
+        "source, and what it produced, sent and you received, side by side.",
+    ),
     DemoLink(
         "/countdown/",
         "Countdown",
@@ -73,31 +83,61 @@ DEMO_LINKS: list[DemoLink] = [
 
 
 class Index(StreamingResource):
-    """The demo's home page."""
+    """The demo's home page: the demos, then the operator pages (``ops``) if any."""
 
     isLeaf = True
 
-    def __init__(self, links: list[DemoLink]) -> None:
+    def __init__(self, links: list[DemoLink], ops: list[DemoLink] | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.links = links
+        self.ops = ops or []
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", HTML.encode("ascii"))
-        items = "\n".join(
-            f'<li><a href="{escape(link.href)}">{escape(link.title)}</a>: '
-            f"{escape(link.description)}</li>"
-            for link in self.links
+        ops = (
+            "<h2>This server</h2>\n<p>Open them in another tab while a demo runs.</p>\n"
+            f"{_items(self.ops)}\n"
+            if self.ops
+            else ""
         )
         body = (
             "<h1>twisted_stream demo</h1>\n"
             "<p>Every page below is streamed as it is produced, with flow control: the "
             "server produces only as fast as your browser reads.</p>\n"
-            f"<ul>\n{items}\n</ul>\n"
+            f"{_items(self.links)}\n{ops}"
             "<p>Serve your own resource with <code>twistd -n streamweb --app "
             "module:resource</code>, or a directory with <code>twistd -n streamweb --path "
             "DIR</code>. <code>twistd streamweb --help</code> lists every option.</p>"
         )
-        return page("twisted_stream demo", body).encode("utf-8")
+        return page("twisted_stream demo", body, back=False).encode("utf-8")
+
+
+def _items(links: list[DemoLink]) -> str:
+    items = "\n".join(
+        f'<li><a href="{escape(link.href)}">{escape(link.title)}</a>: '
+        f"{escape(link.description)}</li>"
+        for link in links
+    )
+    return f'<ul class="demos">\n{items}\n</ul>'
+
+
+def ops_links(status: str | None, metrics: str | None) -> list[DemoLink]:
+    """Index entries for the status page and the metrics, where they are mounted."""
+    found = []
+    if status is not None:
+        found.append(
+            DemoLink(
+                status,
+                "Status page",
+                "Every open stream live: throughput and stream charts, rates, paused and "
+                "stalled streams, how they ended.",
+            )
+        )
+    if metrics is not None:
+        found.append(
+            DemoLink(metrics, "Metrics", "The streams' counters in Prometheus text format.")
+        )
+    return found
 
 
 class _Root(Resource):
@@ -105,10 +145,15 @@ class _Root(Resource):
         return pages.notFound()
 
 
-def demo_resource() -> Resource:
-    """The root resource of the demo site."""
+def demo_resource(*, status: str | None = None, metrics: str | None = None) -> Resource:
+    """The root resource of the demo site; ``status`` and ``metrics`` are the paths of the
+    status page and the metrics, when the server mounts them, for the index to link."""
     root = _Root()  # type: ignore[no-untyped-call]
-    root.putChild(b"", Index(DEMO_LINKS))
+    root.putChild(b"", Index(DEMO_LINKS, ops_links(status, metrics)))
+    root.putChild(b"style.css", stylesheet())
+    root.putChild(b"favicon.svg", favicon())
+    root.putChild(b"favicon.ico", favicon())
+    root.putChild(b"flow", flow_demo())
     root.putChild(b"countdown", Countdown())
     root.putChild(b"csv", Csv())  # type: ignore[no-untyped-call]
     root.putChild(b"download", Download())  # type: ignore[no-untyped-call]

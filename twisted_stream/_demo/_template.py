@@ -33,15 +33,14 @@ PAGE = XMLString(
 <html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
 <head>
   <meta charset="utf-8" />
+  <meta name="viewport" content="width=device-width, initial-scale=1" />
+  <link rel="stylesheet" href="/style.css" />
+  <link rel="icon" href="/favicon.svg" />
   <title>Streamed template</title>
-  <style>
-    body { font-family: sans-serif; max-width: 50em; margin: 2em auto; line-height: 1.4 }
-    table { border-collapse: collapse } td, th { border: 1px solid #999; padding: .2em .6em }
-    td { text-align: right }
-  </style>
   <t:transparent t:render="padding" />
 </head>
 <body>
+  <nav class="back"><a href="/" target="_top">← twisted_stream demo</a></nav>
   <h1>A streamed <code>twisted.web.template</code> page</h1>
   <p t:render="intro">Each row below comes from a renderer returning a Deferred; it is sent
   as soon as it is rendered (<t:slot name="rows" /> rows, one every <t:slot name="delay" /> s).
@@ -53,7 +52,6 @@ PAGE = XMLString(
       ><td><t:slot name="elapsed" /></td></tr></tbody>
   </table>
   <p t:render="done">Rendered <t:slot name="rows" /> rows in <t:slot name="elapsed" /> s.</p>
-  <p><a href="/">Back to the demo index</a></p>
 </body>
 </html>
 """

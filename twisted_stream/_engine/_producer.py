@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
-from .._errors import ContentLengthError, SourceIdleTimeout, StreamAborted
+from .._errors import ContentLengthError, SourceIdleTimeout, StreamAborted, StreamRejected
 from .._http._twisted import (
     abort_connection,
     has_channel,
@@ -29,6 +29,7 @@ from .._http._twisted import (
     is_disconnected,
     request_line,
     send_error_page,
+    send_refusal,
 )
 from .._settings import StreamSettings
 from .._types import Clock, Monotonic, StreamRequest
@@ -350,6 +351,17 @@ class StreamProducer:
         self._teardown()
         request = self.request
         started = headers_sent(request)
+        if not started and reason.check(StreamRejected):
+            # No capacity for it now (the thread pool's queue): a temporary refusal.
+            _log.info(
+                "{request_line}: refused with 503: {reason}",
+                request_line=request_line(request),
+                reason=reason.getErrorMessage(),
+            )
+            self._unregister()
+            send_refusal(request, reason.getErrorMessage(), self._settings.retry_after)
+            self._on_end(Outcome.REJECTED, reason)
+            return
         _log.failure(
             "{request_line}: stream failed after {bytes_sent} bytes; "
             + ("aborting the connection" if started else "answering 500"),
@@ -379,24 +391,26 @@ class StreamProducer:
             self.request.finish()
         self._on_end(Outcome.COMPLETED, None)
 
-    def abort(self, reason: str = "aborted by the server") -> None:
-        """End the stream now from the server side: the client sees an incomplete body."""
+    def abort(self, reason: str | StreamAborted = "aborted by the server") -> None:
+        """End the stream now from the server side: the client sees an incomplete body.
+        ``reason`` is a message, or the :class:`StreamAborted` the result is to carry."""
         self._abort(reason, Outcome.ABORTED)
 
-    def _abort(self, reason: str, outcome: Outcome) -> None:
+    def _abort(self, reason: str | StreamAborted, outcome: Outcome) -> None:
         if self.state in TERMINAL:
             return
+        error = reason if isinstance(reason, StreamAborted) else StreamAborted(reason)
         self._fire(Signal.ABORT)
         self._teardown()
         _log.info(
             "{request_line}: stream aborted after {bytes_sent} bytes: {reason}",
             request_line=request_line(self.request),
             bytes_sent=self.bytes_sent,
-            reason=reason,
+            reason=str(error),
         )
         self._unregister()
         abort_connection(self.request, self._clock, flush=False)
-        self._on_end(outcome, Failure(StreamAborted(reason)))
+        self._on_end(outcome, Failure(error))
 
     def _teardown(self) -> None:
         self._next_slice = _cancel(self._next_slice)

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
+from .._errors import StreamAborted
 from .._http._twisted import (
     client_address,
     request_line,
@@ -144,8 +145,10 @@ class Stream:
         a response with a declared Content-Length is aborted instead). No-op once ended."""
         self._producer.end()
 
-    def abort(self, reason: str = "aborted by the server") -> None:
-        """End the stream now; the client sees an incomplete body. No-op once ended."""
+    def abort(self, reason: str | StreamAborted = "aborted by the server") -> None:
+        """End the stream now; the client sees an incomplete body. No-op once ended.
+        ``reason`` is a message, or the :class:`~twisted_stream.StreamAborted` (or subclass)
+        that the result's ``failure`` then carries."""
         self._producer.abort(reason)
 
     def _start(self, *, flush_headers: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""The only module that reads or changes Twisted's request and channel internals.
+"""The only module that reads or changes Twisted's request and channel internals (but for
+our own ``HTTPChannel`` subclass, :mod:`._channel`, which *is* the channel).
 
 Everything the engine needs of a request beyond :class:`~twisted_stream._types.StreamRequest`
 is here, named for what it means: whether the client has gone (``_disconnected``), whether
@@ -182,8 +183,14 @@ def client_address(request: StreamRequest, trust_forwarded_for: bool) -> str:
         hops = [h.strip() for v in values for h in v.split(b",") if h.strip()]
         if hops:
             return hops[-1].decode("latin-1")
-    host = getattr(request.getClientAddress(), "host", None)
-    return str(host) if host is not None else "local"  # UNIX sockets: one local client
+    return peer_host(request.getClientAddress())
+
+
+def peer_host(address: object) -> str:
+    """The client an address counts as: its host, or ``"local"`` for a UNIX socket (one
+    local client)."""
+    host = getattr(address, "host", None)
+    return str(host) if host is not None else "local"
 
 
 def write_access_log(request: StreamRequest) -> None:

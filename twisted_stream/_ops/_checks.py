@@ -1,4 +1,4 @@
-"""Checking what ``twistd streamweb`` is given: endpoints, headers, ``--app`` and ``--path``.
+"""Checking what ``twistd streamweb`` is given: headers, ``--app`` and ``--path``.
 
 Each check returns the value to use or raises ``UsageError`` with a one-line message naming
 the option and what is wrong, never a traceback.
@@ -11,14 +11,12 @@ import os
 import re
 import sys
 
-from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 
 from .._backends._redis_address import RedisAddress
 from .._files._resource import FileResource
-from .._sources._stream import default_reactor
 
 
 def one_line(error: BaseException) -> str:
@@ -30,32 +28,6 @@ def _type_name(value: object) -> str:
     if kind.__module__ == "builtins":
         return kind.__qualname__
     return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def check_endpoint(description: str, option: str) -> str:
-    """The server endpoint description for the text given to ``option``: a bare port number
-    means ``tcp:N``. Raises ``UsageError`` for a malformed description or a port out of range.
-    """
-    text = description.strip()
-    if re.fullmatch(r"[+-]?\d+", text):
-        text = f"tcp:{int(text)}"
-    try:
-        endpoint = endpoints.serverFromString(default_reactor(None), text)
-    except Exception as e:
-        raise usage.UsageError(
-            f"--{option} {description!r} is not a valid endpoint: {one_line(e)}"
-        ) from None
-    port = getattr(endpoint, "_port", None)
-    if isinstance(port, int) and not 0 <= port <= 65535:
-        raise usage.UsageError(
-            f"--{option} {description!r}: port {port} is out of range (0-65535)"
-        )
-    address = getattr(endpoint, "_address", None)  # a unix socket's path
-    if isinstance(address, str) and not os.path.isdir(os.path.dirname(os.path.abspath(address))):
-        raise usage.UsageError(
-            f"--{option} {description!r}: the socket's directory does not exist"
-        )
-    return text
 
 
 def check_header(header: str) -> tuple[bytes, bytes]:

@@ -1,4 +1,5 @@
-"""The command line of ``twistd streamweb``: :class:`Options`."""
+"""The command line of ``twistd streamweb``: :class:`Options`, and :class:`TwistdOptions`,
+what twistd parses it with."""
 
 from __future__ import annotations
 
@@ -14,17 +15,23 @@ from twisted.web.resource import IResource
 from .._settings import StreamSettings
 from ._checks import (
     check_channel_backend,
-    check_endpoint,
     check_header,
     file_resource,
     load_app,
     one_line,
     worker_count,
 )
+from ._endpoints import check_endpoint
 from ._reflect import SETTING_OPTIONS, parse_float
-from ._shutdown import DEFAULT_GRACE_PERIOD
+from ._shutdown import DEFAULT_CLOSE_TIMEOUT, DEFAULT_GRACE_PERIOD
 
 DEFAULT_PORT = "tcp:8080"
+HELP_HINT = "Run 'twistd streamweb --help' for the options."
+"""The line after a usage error."""
+EX_USAGE = 2
+"""Exit status of a usage error (as getopt-style tools and ``argparse`` use)."""
+_TWISTD_OPTIONS = {"-n", "--nodaemon", "--pidfile", "-y", "--python", "--umask", "--reactor"}
+"""twistd's own options users put after ``streamweb`` by mistake."""
 
 
 class Options(usage.Options):
@@ -78,6 +85,13 @@ class Options(usage.Options):
             str(DEFAULT_GRACE_PERIOD),
             "Seconds open streams get to finish at shutdown before they are closed.",
         ],
+        [
+            "close-timeout",
+            None,
+            str(DEFAULT_CLOSE_TIMEOUT),
+            "Seconds closed sources then get to be released (a threaded one stuck in a "
+            "blocking call is left behind and named in the log).",
+        ],
         ["metrics", None, None, "Serve Prometheus metrics of the streams at this path."],
         [
             "workers",
@@ -125,10 +139,18 @@ class Options(usage.Options):
         "itself (repeatable)."
     )
 
+    def parseArgs(self, *args: str) -> None:
+        if args:
+            raise usage.UsageError(
+                f"unexpected argument {args[0]!r}: every value follows its option, as in "
+                "--path DIR"
+            )
+
     def postOptions(self) -> None:
         self["ports"] = self._ports()
         self["settings"] = self._settings()
-        self["grace-period"] = self._grace_period()
+        self["grace-period"] = self._seconds("grace-period")
+        self["close-timeout"] = self._seconds("close-timeout")
         self["logfile"] = self._logfile()
         self["root"] = self._root()
         self["mounts"] = self._mounts()
@@ -169,14 +191,14 @@ class Options(usage.Options):
                 message = re.sub(rf"\b{setting.field}\b", f"--{setting.option}", message)
             raise usage.UsageError(message) from None
 
-    def _grace_period(self) -> float:
-        text = self["grace-period"]
+    def _seconds(self, option: str) -> float:
+        text = self[option]
         try:
             value = parse_float(str(text))
         except ValueError as e:
-            raise usage.UsageError(f"--grace-period: {one_line(e)}") from None
+            raise usage.UsageError(f"--{option}: {one_line(e)}") from None
         if value < 0:
-            raise usage.UsageError(f"--grace-period: {text!r} is negative")
+            raise usage.UsageError(f"--{option}: {text!r} is negative")
         return value
 
     def _logfile(self) -> str | None:
@@ -216,3 +238,42 @@ class Options(usage.Options):
         if app is not None:
             return load_app(app)
         return None
+
+
+class TwistdOptions(Options):
+    """:class:`Options` as twistd uses them (``twisted_stream.tap.Options``).
+
+    twistd answers a ``UsageError`` with the whole help text and then the message; here a
+    usage error instead writes one line naming the bad option and value, then
+    :data:`HELP_HINT`, to standard error and exits with status :data:`EX_USAGE`.
+    ``--help`` still prints the whole help.
+    """
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        try:
+            super().parseOptions(options)  # type: ignore[no-untyped-call]
+        except usage.UsageError as e:
+            sys.stderr.write(f"twistd streamweb: {usage_message(e)}\n{HELP_HINT}\n")
+            sys.stderr.flush()
+            raise SystemExit(EX_USAGE) from None
+
+
+def usage_message(error: usage.UsageError) -> str:
+    """The one-line message for ``error``, with a hint for a twistd option given after
+    ``streamweb`` (getopt says "option -n not recognized")."""
+    message = one_line(error)
+    needs = re.fullmatch(r"option (-[-\w]+) requires argument", message)
+    if needs is not None:
+        return f"{needs.group(1)} needs a value"
+    takes = re.fullmatch(r"option (-[-\w]+) must not have an argument", message)
+    if takes is not None:
+        return f"{takes.group(1)} takes no value"
+    found = re.fullmatch(r"option (-[-\w]+) not recognized", message)
+    if found is not None and found.group(1) in _TWISTD_OPTIONS:
+        return (
+            f"{found.group(1)} is an option of twistd itself: put it before streamweb, as in "
+            f"twistd {found.group(1)} streamweb"
+        )
+    if found is not None:
+        return f"no such option {found.group(1)}"
+    return message

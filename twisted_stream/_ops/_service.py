@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -14,11 +14,12 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from .._settings import StreamSettings
+from ._announce import AnnouncingEndpoint, announcements
 from ._channels import ChannelBackendService
 from ._checks import listen_failure
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
-from ._shutdown import GracefulShutdown
+from ._shutdown import DEFAULT_CLOSE_TIMEOUT, GracefulShutdown
 from ._site import StreamSite
 from ._status import StatusResource
 from ._worker import FIRST_PORT_FD, WorkerConfig, WorkerService, adopted_port
@@ -76,7 +77,11 @@ class StreamWebSite(StreamSite):
 
 class StreamWebService(MultiService):
     """What ``twistd streamweb`` runs: one port service per endpoint for ``site``, and the
-    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped."""
+    :class:`~twisted_stream._shutdown.GracefulShutdown` that drains it when stopped.
+
+    Once a port listens, its URL is logged with what it serves (``serving``) and the URL of
+    each of ``pages`` (``{label: path}``, e.g. the status page).
+    """
 
     def __init__(
         self,
@@ -84,19 +89,31 @@ class StreamWebService(MultiService):
         ports: Sequence[str],
         grace_period: float,
         *,
+        serving: str = "the site",
+        pages: Mapping[str, str] | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         adopt: Callable[[str, int], IService] | None = None,
     ) -> None:
-        """``adopt(description, n)``, in a worker, makes the service of the ``n``-th port from
-        the socket its parent passed (:func:`~._worker.adopted_port`)."""
+        """``adopt(description, n)``, in a worker of ``--workers N``, makes the service of
+        the ``n``-th port from the socket its parent passed (:func:`~._worker.adopted_port`)."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
         # First child, so it is stopped last: after the ports stopped listening.
-        self.shutdown = GracefulShutdown(site, grace_period)
+        self.shutdown = GracefulShutdown(site, grace_period, close_timeout=close_timeout)
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
         for n, description in enumerate(self.ports):
-            port = strports.service(description, site) if adopt is None else adopt(description, n)
-            port.setServiceParent(self)  # type: ignore[no-untyped-call]
+            if adopt is not None:  # a worker: its parent announced the URLs
+                adopt(description, n).setServiceParent(self)  # type: ignore[no-untyped-call]
+                continue
+            port = strports.service(description, site)
+            port.endpoint = AnnouncingEndpoint(
+                port.endpoint,
+                tls=description.startswith("ssl:"),
+                serving=serving,
+                pages=pages or {},
+            )
+            port.setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         # twistd listens here (before dropping privileges): a port that cannot be had ends
@@ -107,22 +124,39 @@ class StreamWebService(MultiService):
             raise listen_failure(e) from None
 
 
-def build_service(options: usage.Options, root: IResource) -> MultiService:
+def build_service(
+    options: usage.Options, root: IResource, serving: str | None = None
+) -> MultiService:
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
-    ``--metrics`` and ``--status`` pages mounted in front of it): in this process, or, with
-    ``--workers N``, the parent of N worker processes (each of which runs this again)."""
+    ``--metrics`` and ``--status`` pages mounted in front of it); ``serving`` says what
+    ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given). With
+    ``--workers N``, the parent of N worker processes, each of which runs this again."""
+    if serving is None:
+        if options["path"] is not None:
+            serving = f"the files under {options['path']}"
+        else:
+            serving = f"{options['app']}" if options["app"] is not None else "the site"
+    labels = {"status": "the status page", "metrics": "the metrics"}
+    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
     worker = WorkerConfig.from_env()
     backend = options["channel-backend"]
     if worker is None and options["workers"] > 1:
         parent = WorkerParent(
-            options["argv"], options["ports"], options["workers"], options["grace-period"]
+            options["argv"],
+            options["ports"],
+            options["workers"],
+            options["grace-period"],
+            announce=lambda address, tls: announcements(address, tls, serving, urls),
         )
         if backend is not None:
-            ChannelBackendService(backend, None).setServiceParent(parent)  # type: ignore[no-untyped-call]
+            checked = ChannelBackendService(backend, None)
+            checked.setServiceParent(parent)  # type: ignore[no-untyped-call]
         return parent
-    if options["mounts"]:
-        kinds = {"metrics": MetricsResource, "status": StatusResource}
-        root = Mounts(root, {path: kinds[kind]() for path, kind in options["mounts"].items()})
+    pages: dict[str, IResource] = {}
+    for path, kind in options["mounts"].items():
+        pages[path] = StatusResource() if kind == "status" else MetricsResource()
+    if pages:
+        root = Mounts(root, pages)
     site = StreamWebSite(
         root,
         settings=options["settings"],
@@ -130,23 +164,28 @@ def build_service(options: usage.Options, root: IResource) -> MultiService:
         headers=options["headers"],
     )
     site.displayTracebacks = bool(options["display-tracebacks"])
-    if worker is None:
-        service = StreamWebService(site, options["ports"], options["grace-period"])
-    else:
-        service = StreamWebService(
-            site,
-            options["ports"],
-            options["grace-period"],
-            adopt=lambda description, n: adopted_port(description, FIRST_PORT_FD + n, site),
-        )
+    for page in pages.values():
+        if isinstance(page, StatusResource):
+            page.history(site)  # the charts cover the time since start-up
+    service = StreamWebService(
+        site,
+        options["ports"],
+        options["grace-period"],
+        serving=serving,
+        pages=urls,
+        close_timeout=options["close-timeout"],
+        adopt=None
+        if worker is None
+        else lambda description, n: adopted_port(description, FIRST_PORT_FD + n, site),
+    )
     if backend is not None:
         channels = ChannelBackendService(backend, service.shutdown)
         channels.setServiceParent(service)  # type: ignore[no-untyped-call]
     if worker is not None:
-        status = StatusResource(site)  # the rows of this worker's streams for the others
-        rows = WorkerService(
+        status = StatusResource(site)  # the rows of this worker's streams, for the others
+        reports = WorkerService(
             worker, site, service.shutdown, lambda s: status.local_snapshot(s)["streams"]
         )
         # Last: it says "ready" once the ports listen.
-        rows.setServiceParent(service)  # type: ignore[no-untyped-call]
+        reports.setServiceParent(service)  # type: ignore[no-untyped-call]
     return service

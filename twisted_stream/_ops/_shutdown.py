@@ -13,15 +13,15 @@ source is closed (a generator's ``finally`` runs) before the Deferred fires.
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from .._engine._stream import Stream
-from .._http._twisted import transport_of
+from .._http._twisted import request_line, transport_of
 from .._sources._stream import default_reactor
 from .._types import Clock
 from ._site import StreamSite
@@ -94,8 +94,8 @@ class _Drain:
     def __init__(self, owner: GracefulShutdown) -> None:
         self._owner = owner
         self._streams = owner.site.active_streams
-        self._watched: set[Stream] = set()
-        self._released: list[Deferred[None]] = []
+        self._released: dict[Stream, Deferred[None]] = {}
+        """Each stream followed, and its source's release."""
         self._transports: list[Any] = []
         """Transports of the streams' connections (TCP or TLS, in practice)."""
         self._timer: IDelayedCall | None = None
@@ -116,9 +116,8 @@ class _Drain:
         """Follow every stream of the site (new requests may still arrive on open
         connections while we wait), and finish once none is left."""
         for active in list(self._streams):
-            if active not in self._watched:
-                self._watched.add(active)
-                self._released.append(active.source_closed)
+            if active not in self._released:
+                self._released[active] = active.source_closed
                 transport = transport_of(active.request)
                 if transport is not None and transport not in self._transports:
                     self._transports.append(transport)
@@ -159,20 +158,37 @@ class _Drain:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        released: Deferred[Any] = DeferredList(self._released, consumeErrors=True)
         owner = self._owner
-        # Our Clock is the part of IReactorTime we use; addTimeout is typed for the interface.
-        released.addTimeout(owner.close_timeout, cast(IReactorTime, owner._clock))
+        waited: Deferred[None] = Deferred()
+        # Not DeferredList.addTimeout: cancelling a DeferredList fires it with the members'
+        # failures as a *result*, so the timeout would never show.
+        released: Deferred[Any] = DeferredList(list(self._released.values()), consumeErrors=True)
+        timer = owner._clock.callLater(owner.close_timeout, self._give_up, waited)
 
-        def gave_up(_: object) -> None:
-            _log.warn(
-                "Shutting down: some stream sources were still busy after {timeout} s",
-                timeout=owner.close_timeout,
-            )
+        def all_released(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if not waited.called:
+                waited.callback(None)
 
-        released.addErrback(gave_up)
-        released.addCallback(lambda _: self._close_connections())
-        released.addBoth(lambda _: self.done.callback(None))
+        released.addCallback(all_released)
+        waited.addCallback(lambda _: self._close_connections())
+        waited.addBoth(lambda _: self.done.callback(None))
+
+    def _give_up(self, waited: Deferred[None]) -> None:
+        """``close_timeout`` passed with sources still busy (a threaded one stuck in a
+        blocking call): name them in one line and go on; their threads do not hold the
+        process."""
+        busy = [active for active, released in self._released.items() if not released.called]
+        _log.warn(
+            "Shutting down: {count} stream source(s) still busy after {timeout} s, left "
+            "behind: {sources}",
+            count=len(busy),
+            timeout=self._owner.close_timeout,
+            sources="; ".join(f"{request_line(a.request)} from {a.client}" for a in busy),
+        )
+        if not waited.called:
+            waited.callback(None)
 
     def _close_connections(self) -> Deferred[None]:
         """Close the streams' connections once Twisted has sent what it holds for them.

@@ -11,6 +11,8 @@ from twisted.web.server import Site
 from .._backends._current import set_channel_backend
 from .._backends._shared import SharedBackend
 from .._engine._stream import Stream
+from .._http._clients import ClientConnections
+from .._http._protocol import http_protocol
 from .._settings import StreamSettings
 from .._sources._pool import StreamThreadPool
 from .._types import Monotonic
@@ -29,7 +31,14 @@ class StreamSite(Site):
     :class:`~twisted_stream.GracefulShutdown` or its client) still gets its line.
     ``monotonic`` is the clock the site's streams measure durations on (``time.monotonic``;
     a test assigns its fake clock's ``seconds``).
+
+    Its connections are served by our HTTP channel (:mod:`twisted_stream._http._channel`),
+    which bounds what a client may send (the settings ``header_timeout``,
+    ``max_header_size``, ``max_body_size``, ``max_read_ahead``,
+    ``max_connections_per_client``) and says ``server_header`` as ``Server``.
     """
+
+    protocol = http_protocol
 
     def __init__(
         self,
@@ -47,7 +56,14 @@ class StreamSite(Site):
         self.stream_settings = settings if settings is not None else StreamSettings()
         self.active_streams: set[Stream] = set()
         self.metrics = StreamMetrics()
-        self.thread_pool = StreamThreadPool(self.stream_settings.thread_pool_size)
+        self.connections = ClientConnections()
+        """Open connections per client, counted while ``max_connections_per_client`` is set."""
+        settings = self.stream_settings
+        self.thread_pool = StreamThreadPool(
+            settings.thread_pool_size,
+            queue_size=settings.thread_queue_size,
+            queue_timeout=settings.thread_queue_timeout,
+        )
         """Runs this site's threaded sources; its threads start on first use and stop with
         the reactor."""
         self.monotonic: Monotonic = time.monotonic

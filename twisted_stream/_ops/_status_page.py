@@ -1,12 +1,26 @@
-"""The HTML of the live status page (:mod:`._status`): complete as served, then kept live
-by its script from the page's event stream."""
+"""The HTML of the live status page (:mod:`._status`): complete as served, then kept live,
+with its charts drawn, by its script (``_status_page.js``, styled by ``_status_page.css``,
+both inlined: the page fetches nothing but its own event stream).
+
+The server renders the tables with the formatting of :mod:`twisted_stream._format`; the
+script formats live values by the same rules. Every cell of a stream row carries its column
+name in ``data-col``, so a column can be added (or read by a test) by name.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from html import escape
+from importlib.resources import files
+from string import Template
 from typing import Any
+
+from .._engine._outcome import Outcome
+from .._format import format_bytes, format_count, format_duration, format_rate
+from ._status_snapshot import HISTORY_SECONDS
 
 
 def script_json(value: object) -> str:
@@ -15,173 +29,243 @@ def script_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _asset(name: str) -> str:
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+_SCRIPT = _asset("_status_page.js")
+_STYLE = _asset("_status_page.css")
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src {_csp_hash(_SCRIPT)}; style-src {_csp_hash(_STYLE)}; "
+    "img-src data:; connect-src 'self'"
+)
+"""Only the page's own script and style run; it connects only to its own feed."""
+
 _TOTALS = (
-    ("streams_active", "active"),
-    ("streams_started", "started"),
-    ("streams_completed", "completed"),
-    ("streams_client_gone", "ended by the client"),
-    ("streams_source_failed", "failed"),
-    ("streams_stalled", "stalled"),
-    ("streams_aborted", "aborted"),
-    ("streams_rejected", "rejected"),
-    ("bytes_sent", "bytes sent"),
-    ("pauses", "pauses"),
-    ("paused_seconds", "seconds paused"),
-    ("ttfb_seconds_count", "first bytes timed"),
-    ("ttfb_average", "mean time to first byte (s)"),
+    ("streams_active", "active", "count"),
+    ("streams_started", "started", "count"),
+    ("streams_completed", "completed", "count"),
+    ("streams_client_gone", "ended by the client", "count"),
+    ("streams_source_failed", "failed", "count"),
+    ("streams_stalled", "stalled", "count"),
+    ("streams_aborted", "aborted", "count"),
+    ("streams_rejected", "rejected", "count"),
+    ("bytes_sent", "bytes sent", "bytes"),
+    ("pauses", "pauses", "count"),
+    ("paused_seconds", "time paused", "duration"),
+    ("ttfb_seconds_count", "first bytes timed", "count"),
+    ("ttfb_average", "mean time to first byte", "duration"),
 )
 
-_COLUMNS = ("path", "client", "bytes sent", "rate", "paused", "age")
+COLUMNS = (
+    ("path", "path"),
+    ("client", "client"),
+    ("protocol", "protocol"),
+    ("kind", "kind"),
+    ("sent", "sent"),
+    ("rate", "rate"),
+    ("state", "state"),
+    ("ttfb", "first byte"),
+    ("age", "age"),
+)
+"""(``data-col``, heading) of each column of the streams table."""
+
+_NUMERIC = {col: ' class="num"' for col in ("sent", "rate", "ttfb", "age")}
+
+_OUTCOME_LABELS = {
+    Outcome.COMPLETED: "completed",
+    Outcome.CLIENT_GONE: "client gone",
+    Outcome.SOURCE_FAILED: "source failed",
+    Outcome.STALLED: "stalled",
+    Outcome.ABORTED: "aborted",
+    Outcome.REJECTED: "rejected",
+}
+
+_ICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Cpath d='M1 12 L5 7 L8 10 L15 3' fill='none' stroke='%231d4ed8' stroke-width='2'/%3E"
+    "%3C/svg%3E"
+)
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
+HINTS = {
+    "streaming": "sending: its client reads as fast as it is sent",
+    "waiting": "waiting for its source to produce the next bytes",
+    "paused": "paused: its client is not reading (the engine pulls nothing meanwhile)",
+    "stalled": "stalled: paused with nothing sent for a while; the engine aborts it after "
+    "stall_timeout",
+}
+"""What each state badge means, shown on hover."""
 
 
-def _age(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+def condition(row: Mapping[str, Any]) -> str:
+    """``stalled``, ``paused``, ``waiting`` (for its source) or ``streaming``."""
+    if row["stalled"]:
+        return "stalled"
+    if row["paused"]:
+        return "paused"
+    return "waiting" if row["state"] == "waiting" else "streaming"
 
 
-def _total_value(key: str, totals: Mapping[str, float]) -> str:
+def _cell(col: str, text: str, cls: str = "") -> str:
+    klass = f' class="{cls}"' if cls else ""
+    return f'<td data-col="{col}"{klass}>{escape(text)}</td>'
+
+
+def stream_row_html(row: Mapping[str, Any]) -> str:
+    """One row of the streams table, as the script also builds it."""
+    kind = condition(row)
+    badge = (
+        f"{kind} {format_duration(row['paused_for'])}" if kind in ("paused", "stalled") else kind
+    )
+    if row["ttfb"] is None:
+        ttfb = _cell("ttfb", f"waiting {format_duration(row['age'])}", "num pending")
+    else:
+        ttfb = _cell("ttfb", format_duration(row["ttfb"]), "num")
+    return (
+        f'<tr data-id="{int(row["id"])}" class="{kind}">'
+        + _cell("path", row["path"])
+        + _cell("client", row["client"])
+        + _cell("protocol", row["protocol"])
+        + _cell("kind", row["kind"])
+        + _cell("sent", format_bytes(row["bytes_sent"]), "num")
+        + _cell("rate", format_rate(row["rate"]), "num")
+        + f'<td data-col="state"><span class="badge {kind}" title="{escape(HINTS[kind])}">'
+        + f"{escape(badge)}</span></td>"
+        + ttfb
+        + _cell("age", format_duration(row["age"]), "num")
+        + (_cell("worker", str(row["worker"]), "num") if "worker" in row else "")
+        + "</tr>"
+    )
+
+
+def total_text(key: str, kind: str, totals: Mapping[str, float]) -> str:
+    """One figure of the totals table for people."""
     if key == "ttfb_average":
         count = totals.get("ttfb_seconds_count", 0)
-        return f"{totals.get('ttfb_seconds_sum', 0) / count:.4f}" if count else "-"
+        return format_duration(totals.get("ttfb_seconds_sum", 0) / count) if count else "-"
     value = totals.get(key, 0)
-    return f"{value:.1f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+    if kind == "bytes":
+        return format_bytes(value)
+    if kind == "duration":
+        return format_duration(value)
+    return format_count(int(value))
 
 
-def render_page(snap: Mapping[str, Any]) -> str:
-    """The HTML page for the snapshot ``snap``, with the script that keeps it live."""
-    totals = snap["totals"]
-    total_rows = "".join(
-        f'<tr><th>{escape(label)}</th><td id="total-{key}">'
-        f"{escape(_total_value(key, totals))}</td></tr>"
-        for key, label in _TOTALS
-    )
-    stream_rows = "".join(
-        f'<tr data-id="{s["id"]}"><td>{escape(s["path"])}</td><td>{escape(s["client"])}</td>'
-        f"<td>{_bytes(s['bytes_sent'])}</td><td>{_bytes(s['rate'])}/s</td>"
-        f"<td>{'yes' if s['paused'] else 'no'}</td><td>{_age(s['age'])}</td>"
-        + (f"<td>{escape(str(s['worker']))}</td>" if "worker" in s else "")
-        + "</tr>"
-        for s in snap["streams"]
-    )
-    # Under --workers N every stream row names its worker.
-    columns = (*_COLUMNS, "worker") if "workers" in snap else _COLUMNS
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    return _PAGE.format(
-        totals=total_rows,
-        head=head,
-        rows=stream_rows,
-        shown=_shown_text(snap),
-        labels=script_json(dict(_TOTALS)),
-    )
-
-
-def _shown_text(snap: Mapping[str, Any]) -> str:
+def shown_text(snap: Mapping[str, Any]) -> str:
     if snap["shown"] < snap["active"]:
-        return f"showing the {snap['shown']} oldest of {snap['active']} streams"
-    return f"{snap['active']} streams"
+        return (
+            f"showing the {format_count(snap['shown'])} oldest of "
+            f"{format_count(snap['active'])} streams"
+        )
+    return f"{format_count(snap['active'])} stream{'' if snap['active'] == 1 else 's'}"
 
 
-_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>twisted_stream status</title>
-<style>
-body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}}
-#streams td:nth-child(3),#streams td:nth-child(4),#streams td:nth-child(6){{text-align:right}}
-#feed-state{{font-size:.9em;color:#666}}#feed-state.live{{color:#080}}
-#totals{{margin-bottom:1.5em}}
-</style></head><body>
-<h1>Streams</h1>
-<p id="feed-state">snapshot (connecting to the live feed&hellip;)</p>
-<table id="totals"><tbody>{totals}</tbody></table>
-<p id="shown">{shown}</p>
-<table id="streams"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>
-<script>
-"use strict";
-(function () {{
-  var labels = {labels};
-  function bytes(n) {{
-    var units = ["B", "KB", "MB", "GB"];
-    for (var i = 0; i < units.length; i++) {{
-      if (Math.abs(n) < 1000 || i === units.length - 1) {{
-        return i === 0 ? n.toFixed(0) + " B" : n.toFixed(1) + " " + units[i];
-      }}
-      n /= 1000;
-    }}
-  }}
-  function age(s) {{
-    if (s < 60) return s.toFixed(1) + " s";
-    var t = Math.floor(s), h = Math.floor(t / 3600), m = Math.floor(t / 60) % 60, x = t % 60;
-    var mm = (h && m < 10 ? "0" : "") + m, ss = (x < 10 ? "0" : "") + x;
-    return (h ? h + ":" : "") + mm + ":" + ss;
-  }}
-  function total(key, totals) {{
-    if (key === "ttfb_average") {{
-      var c = totals.ttfb_seconds_count;
-      return c ? (totals.ttfb_seconds_sum / c).toFixed(4) : "-";
-    }}
-    var v = totals[key] || 0;
-    return Number.isInteger(v) ? String(v) : v.toFixed(1);
-  }}
-  function cell(row, text) {{
-    var td = document.createElement("td");
-    td.textContent = text;
-    row.appendChild(td);
-  }}
-  function show(snap) {{
-    Object.keys(labels).forEach(function (key) {{
-      document.getElementById("total-" + key).textContent = total(key, snap.totals);
-    }});
-    document.getElementById("shown").textContent = snap.shown < snap.active
-      ? "showing the " + snap.shown + " oldest of " + snap.active + " streams"
-      : snap.active + " streams";
-    var body = document.createElement("tbody");
-    snap.streams.forEach(function (s) {{
-      var row = document.createElement("tr");
-      row.dataset.id = s.id;
-      cell(row, s.path);
-      cell(row, s.client);
-      cell(row, bytes(s.bytes_sent));
-      cell(row, bytes(s.rate) + "/s");
-      cell(row, s.paused ? "yes" : "no");
-      cell(row, age(s.age));
-      if ("worker" in s) cell(row, String(s.worker));
-      if (s.paused) row.className = "paused";
-      body.appendChild(row);
-    }});
-    var table = document.getElementById("streams");
-    table.replaceChild(body, table.tBodies[0]);
-  }}
-  var state = document.getElementById("feed-state");
-  if (!window.EventSource) {{
-    state.textContent = "snapshot (this browser has no EventSource: reload to refresh)";
-    return;
-  }}
-  var feed = new EventSource("?events");
-  feed.onopen = function () {{
-    state.textContent = "live";
-    state.className = "live";
-  }};
-  feed.onmessage = function (event) {{
-    state.textContent = "live";
-    state.className = "live";
-    show(JSON.parse(event.data));
-  }};
-  feed.onerror = function () {{
-    state.textContent = "feed lost, reconnecting\\u2026";
-    state.className = "";
-  }};
-}})();
-</script>
+def render_page(snap: Mapping[str, Any], window: float = HISTORY_SECONDS) -> str:
+    """The HTML page for the snapshot ``snap``, with the script that keeps it live and
+    charts covering ``window`` seconds."""
+    # Under --workers N every stream row names its worker.
+    columns = (*COLUMNS, ("worker", "worker")) if "workers" in snap else COLUMNS
+    totals = snap["totals"]
+    count = totals.get("ttfb_seconds_count", 0)
+    outcomes = [[outcome.value, label] for outcome, label in _OUTCOME_LABELS.items()]
+    return _PAGE.substitute(
+        style=_STYLE,
+        script=_SCRIPT,
+        icon=_ICON,
+        window=f"{window:g}",
+        window_text=escape(_window_text(window)),
+        hints=escape(json.dumps(HINTS)),
+        outcomes=escape(json.dumps(outcomes)),
+        outcome_keys="".join(
+            f'<span class="key {value}">{escape(label)}</span>' for value, label in outcomes
+        ),
+        tiles="\n".join(
+            f'<div class="tile"><span class="label">{escape(label)}</span>'
+            f'<span class="value" id="tile-{key}">{escape(value)}</span></div>'
+            for key, label, value in (
+                ("rate", "throughput", format_rate(sum(row["rate"] for row in snap["streams"]))),
+                ("active", "active streams", format_count(snap["active"])),
+                ("paused", "paused by their client", format_count(snap["paused"])),
+                ("stalled", "stalled", format_count(snap["stalled"])),
+                ("sent", "sent in all", format_bytes(totals.get("bytes_sent", 0))),
+                (
+                    "ttfb",
+                    "mean time to first byte",
+                    format_duration(totals.get("ttfb_seconds_sum", 0) / count) if count else "-",
+                ),
+            )
+        ),
+        head="".join(
+            f'<th data-col="{col}"{_NUMERIC.get(col, "")}>{escape(title)}</th>'
+            for col, title in columns
+        ),
+        rows="".join(stream_row_html(row) for row in snap["streams"]),
+        shown=escape(shown_text(snap)),
+        totals="".join(
+            f'<tr><th>{escape(label)}</th><td id="total-{key}" data-key="{key}" '
+            f'data-format="{kind}">{escape(total_text(key, kind, totals))}</td></tr>'
+            for key, label, kind in _TOTALS
+        ),
+    )
+
+
+def _window_text(window: float) -> str:
+    if window >= 120 and window % 60 == 0:
+        return f"{window / 60:g} minutes"
+    return f"{window:g} seconds"
+
+
+def _chart(chart_id: str, caption: str, legend: str = "") -> str:
+    return (
+        f"<figure><figcaption>{caption}</figcaption>"
+        f'<svg id="chart-{chart_id}" viewBox="0 0 380 150" role="img" '
+        f'aria-label="{caption}"></svg>{legend}</figure>'
+    )
+
+
+_PAGE = Template(
+    """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>twisted_stream status</title>
+<link rel="icon" href="$icon">
+<style>$style</style></head>
+<body data-window="$window" data-outcomes="$outcomes" data-hints="$hints">
+<header><h1>Streams</h1>
+<p id="feed-state">snapshot (connecting to the live feed&hellip;)</p></header>
+<section id="tiles">
+$tiles
+</section>
+<section id="charts">
+"""
+    + _chart("throughput", "Throughput, last $window_text")
+    + _chart(
+        "streams",
+        "Streams: active, paused, stalled",
+        '<div class="legend"><span class="key active">active</span>'
+        '<span class="key paused">paused</span><span class="key stalled">stalled</span></div>',
+    )
+    + _chart(
+        "outcomes", "How streams ended, per interval", '<div class="legend">$outcome_keys</div>'
+    )
+    + """
+<noscript><p>The charts and live updates need JavaScript; the tables below are a snapshot:
+reload to refresh.</p></noscript>
+</section>
+<h2>Active streams</h2>
+<p id="shown">$shown</p>
+<table id="streams"><thead><tr>$head</tr></thead><tbody>$rows</tbody></table>
+<h2>Totals</h2>
+<table id="totals"><tbody>$totals</tbody></table>
+<script>$script</script>
 </body></html>
 """
+)

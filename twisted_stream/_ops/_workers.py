@@ -296,8 +296,13 @@ class WorkerParent(MultiService):
         ports: Sequence[str],
         count: int,
         grace_period: float,
+        *,
+        announce: Callable[[Any, bool], list[str]] = lambda address, tls: [],
     ) -> None:
+        """``announce(address, tls)``: the start-up lines of a port listening at
+        ``address`` (the URLs to open)."""
         super().__init__()  # type: ignore[no-untyped-call]
+        self._announce = announce
         self.argv = list(argv)
         self.descriptions = tuple(ports)
         self.count = count
@@ -315,11 +320,13 @@ class WorkerParent(MultiService):
                 self.ports.append(open_port(description))
         except Exception as e:
             raise listen_failure(e) from None
-        for port in self.ports:
+        for port, description in zip(self.ports, self.descriptions, strict=True):
             host = port.getHost()
             where = f"{getattr(host, 'host', '')}:{getattr(host, 'port', '')}".strip(":")
             where = where or str(getattr(host, "name", host))
             _log.info("Listening on {where} for {count} workers", where=where, count=self.count)
+            for line in self._announce(host, description.startswith("ssl:")):
+                _log.info("{line}", line=line)
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]

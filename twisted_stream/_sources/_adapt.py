@@ -13,6 +13,7 @@ from .._types import Reactor, StreamRequest
 from ._async import AsyncIteratorSource
 from ._file import file_source
 from ._pool import StreamThreadPool, pool_for
+from ._producers import producer_source
 from ._sync import IteratorSource
 from ._threaded import ThreadedSource
 
@@ -33,7 +34,9 @@ def adapt(
     - a ``pathlib.Path``, ``FilePath`` or binary file object: the file adapter;
     - an async iterable: the async adapter (``threaded=True`` is refused for it);
     - any other iterable: the sync adapter, or with ``threaded=True`` the threaded one,
-      running on the pool ``pool()`` returns.
+      running on the pool ``pool()`` returns;
+    - an ``IBodyProducer``, or any other callable (given an ``IConsumer``): the producer
+      adapter, whose writes are bytes or ``str`` in ``charset`` (``convert`` is not used).
 
     ``convert`` turns each item into bytes (default: bytes-like and ``str`` in ``charset``);
     event streams and NDJSON pass their own serialiser. Raises ``TypeError`` for anything
@@ -54,9 +57,15 @@ def adapt(
         if threaded:
             return ThreadedSource(source, convert, pool(), reactor)
         return IteratorSource(source, convert)
+    producer = producer_source(source, chunk_converter(charset))
+    if producer is not None:
+        if threaded:
+            raise TypeError("threaded=True is for blocking sync iterables, not producers")
+        return producer
     raise TypeError(
         f"cannot stream a {type(source).__module__}.{type(source).__qualname__}: expected an "
-        "iterable, async iterable, file, Path, bytes or str"
+        "iterable, async iterable, file, Path, bytes, str, IBodyProducer or a callable "
+        "taking an IConsumer"
     )
 
 

@@ -15,10 +15,11 @@ class StreamingResource(MethodsResource):
     """Like ``Resource``, but ``render_<METHOD>`` may return any source :func:`stream` takes.
 
     Returned ``bytes`` and ``NOT_DONE_YET`` behave as in Twisted; anything else (a generator,
-    an async generator, a file, a ``str``) is streamed. Class attributes give the keywords of
-    that :func:`stream` call. HEAD is answered only where GET is (with GET's headers and no
-    body), OPTIONS with ``Allow``, and any other method without a ``render_<METHOD>`` with
-    ``405`` and an ``Allow`` listing the methods that work.
+    an async generator, a file, a ``str``, an ``IBodyProducer``, a callable taking an
+    ``IConsumer``) is streamed. Class attributes give the keywords of that :func:`stream`
+    call. HEAD is answered only where GET is (with GET's headers and no body), OPTIONS with
+    ``Allow``, and any other method without a ``render_<METHOD>`` with ``405`` and an
+    ``Allow`` listing the methods that work.
     """
 
     content_type: str | None = None

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import cast
 
 from .._engine._source import Source
-from .._engine._stream import start_stream
+from .._engine._stream import start_stream, stream_for
 from .._settings import StreamSettings, settings_for
 from .._types import Reactor, StreamRequest
 from ._adapt import adapt_for
 from ._compression import maybe_compress
 from ._file import file_content_type, path_length
+from ._producers import ProducerSource, body_length
 
 
 def stream(
@@ -37,17 +38,20 @@ def stream(
     """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
 
     ``source`` is a sync iterable (items may be Deferreds), an async iterable, a file
-    (``pathlib.Path``, ``FilePath`` or binary file object), or ``bytes``/``str``. Items are
+    (``pathlib.Path``, ``FilePath`` or binary file object), ``bytes``/``str``, an
+    ``IBodyProducer`` (``startProducing``'s Deferred ends the body), or a callable given an
+    ``IConsumer`` whose producers it registers (its Deferred, else the producer
+    unregistering, ends the body; see :mod:`twisted_stream._sources._producers`). Items are
     ``bytes``, ``bytearray``, ``memoryview`` or ``str`` (encoded with ``charset``, else the
     ``charset`` of ``content_type``, else utf-8). ``threaded=True`` runs a blocking sync
     iterable in the site's bounded thread pool. ``content_length`` sets ``Content-Length``
-    (a path to a regular file gets its size); a source producing a different length then
-    aborts the connection. A file without ``content_type`` (and no ``Content-Type`` set yet)
-    is typed from the fixed table by its name, as ``FileResource`` does
-    (``application/octet-stream`` when unknown), and files are sent with
-    ``X-Content-Type-Options: nosniff``. The remaining keywords override the
-    :class:`StreamSettings` of the site (:class:`StreamSite`) for this response. Raises
-    ``TypeError`` for a source of no known kind.
+    (a path to a regular file gets its size, an ``IBodyProducer`` its ``length`` unless
+    ``UNKNOWN_LENGTH``); a source producing a different length then aborts the connection.
+    A file without ``content_type`` (and no ``Content-Type`` set yet) is typed from the
+    fixed table by its name, as ``FileResource`` does (``application/octet-stream`` when
+    unknown), and files are sent with ``X-Content-Type-Options: nosniff``. The remaining
+    keywords override the :class:`StreamSettings` of the site (:class:`StreamSite`) for
+    this response. Raises ``TypeError`` for a source of no known kind.
     """
     settings = settings_for(request).replace(
         buffer_size=buffer_size,
@@ -72,12 +76,17 @@ def stream(
         charset = _charset_of(request) or "utf-8"
     if content_length is None:
         content_length = path_length(source)
+    if content_length is None:
+        content_length = body_length(source)
     adapted = adapt_for(
         request, source, settings=settings, reactor=reactor, charset=charset, threaded=threaded
     )
-    return stream_source(
+    result = stream_source(
         request, adapted, content_length=content_length, settings=settings, reactor=reactor
     )
+    if isinstance(adapted, ProducerSource):
+        adapted.attach(stream_for(request))
+    return result
 
 
 def stream_source(

@@ -3,8 +3,15 @@
 A worker *run* pulls items until one buffer is queued (or the source ends), handing each
 item to the reactor as soon as it exists; the reactor takes everything queued in one go, so
 a fast generator costs one thread hop per buffer, and a slow one delivers every item at once.
-Nothing is pulled while the engine is not reading (a paused stream holds no thread). The
-generator is closed on a worker thread, never while its ``next()`` is running.
+Nothing is pulled while the engine is not reading (a paused stream holds no thread).
+
+The first run is *admitted* by the pool (:meth:`~._pool.StreamThreadPool.admit`): when it
+may not wait for a thread, or waited ``thread_queue_timeout``, the first read fails with
+:class:`~twisted_stream.StreamRejected` (503). A run still waiting when the stream ends is
+dropped from the pool's queue. The generator is closed on a worker thread, never while its
+``next()`` is running, except one that never ran: it is closed at once in the reactor
+thread (closing a generator that never started runs none of its code), never behind the
+pool.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
+from .._errors import StreamRejected
 from .._types import Reactor
-from ._pool import StreamThreadPool
+from ._pool import StreamThreadPool, Ticket
 
 
 class ThreadedSource:
@@ -49,6 +57,8 @@ class ThreadedSource:
         self._limit = 0
         # Reactor thread only.
         self._closed: Deferred[None] | None = None
+        self._ticket: Ticket | None = None
+        """The pool's ticket of the latest run (None before the first)."""
 
     # Reactor thread.
 
@@ -65,7 +75,7 @@ class ThreadedSource:
             if data is None and failure is None and not done:
                 waiter = self._waiter = Deferred(self._cancel_wait)
         if start:
-            self._pool.run(self._reactor, self._work)
+            self._start_run()
         if data is not None:
             return data
         if failure is not None:
@@ -74,6 +84,29 @@ class ThreadedSource:
             return EOF
         assert waiter is not None
         return waiter
+
+    def _start_run(self) -> None:
+        if self._ticket is None:
+            ticket = self._pool.admit(self._reactor, self._work, self._queue_timed_out)
+            if ticket is None:
+                self._refuse(
+                    f"every thread is busy and {self._pool.queue_size} streams wait for one"
+                )
+            self._ticket = ticket
+        else:
+            self._ticket = self._pool.run(self._reactor, self._work)
+
+    def _refuse(self, why: str) -> None:
+        with self._lock:
+            self._running = False
+            waiter, self._waiter = self._waiter, None
+        error = StreamRejected(why)
+        if waiter is None:
+            raise error
+        waiter.errback(Failure(error))
+
+    def _queue_timed_out(self) -> None:
+        self._refuse(f"no thread was free for {self._pool.queue_timeout:g} s")
 
     def _take(self) -> bytes | None:
         if not self._queue:
@@ -117,7 +150,14 @@ class ThreadedSource:
         if waiter is not None:
             waiter.addErrback(lambda _: None)
             waiter.cancel()
-        if not running:
+        if running and self._ticket is not None and self._pool.cancel(self._ticket):
+            with self._lock:
+                self._running = running = False  # it was still waiting: it never runs
+        if running:
+            return self._closed  # the run ends soon and closes on its worker
+        if self._iterator is None:
+            self._close_here()  # never ran: nothing of it runs on closing
+        else:
             self._pool.run(self._reactor, self._close_here)
         return self._closed
 

@@ -1,0 +1,60 @@
+"""The documentation in ``docs/`` (a Sphinx site; CI builds it with ``-W``, so a warning
+fails): every public name in the API reference, every example with its page, the README's
+links pointing at pages that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import twisted_stream
+
+PROJECT = Path(__file__).resolve().parents[1]
+DOCS = PROJECT / "docs"
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    """``docs/api.rst`` documents each name of ``twisted_stream.__all__`` with an autodoc
+    directive, so a new public name cannot be left out of the reference."""
+    api = (DOCS / "api.rst").read_text()
+    documented = set(
+        re.findall(r"^\.\. auto(?:class|function|exception):: twisted_stream\.(\w+)", api, re.M)
+    )
+    assert documented == set(twisted_stream.__all__)
+
+
+def test_every_example_has_a_page() -> None:
+    """Each example of ``examples/`` has a page under ``docs/examples/`` that includes its
+    whole source and is in the examples' table of contents."""
+    index = (DOCS / "examples" / "index.rst").read_text()
+    examples = sorted(
+        p
+        for p in (PROJECT / "examples").iterdir()
+        if p.suffix in (".py", ".tac") and p.name != "__init__.py"
+    )
+    assert examples
+    for example in examples:
+        page = DOCS / "examples" / f"{example.stem}.rst"
+        assert page.exists(), example.name
+        assert f".. literalinclude:: ../../examples/{example.name}" in page.read_text()
+        assert re.search(rf"^   {example.stem}$", index, re.M), example.stem
+
+
+def test_every_page_is_in_a_table_of_contents() -> None:
+    """Every page of the guide and reference is reachable from the index."""
+    index = (DOCS / "index.rst").read_text()
+    for page in sorted(DOCS.glob("*.rst")) + sorted((DOCS / "guide").glob("*.rst")):
+        name = page.relative_to(DOCS).with_suffix("").as_posix()
+        if name != "index":
+            assert re.search(rf"^   {re.escape(name)}$", index, re.M), name
+
+
+def test_readme_links_into_the_docs() -> None:
+    """The README keeps its set-up commands and links into the docs; every link to a
+    ``docs/`` page names a file that exists."""
+    readme = (PROJECT / "README.md").read_text()
+    links = re.findall(r"\]\((docs/[^)]+)\)", readme)
+    assert len(links) >= 10
+    for link in links:
+        assert (PROJECT / link).exists(), link
+    assert "docs/guide/commandline.rst" in links and "docs/api.rst" in links
