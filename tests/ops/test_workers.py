@@ -273,7 +273,7 @@ async def test_metrics_and_status_cover_every_worker(twistd: Any) -> None:
     status = await converged("/_s?json", lambda body: event_workers(body) == [1, 1, 2, 2])
     assert sorted(w["worker"] for w in json.loads(status)["workers"]) == [1, 2]
     page = (await raw_get(port, "/_s"))[2].decode()
-    assert "<th>worker</th>" in page
+    assert '<th data-col="worker">worker</th>' in page
     for client in clients:
         client.transport.loseConnection()  # type: ignore[union-attr]
     await proc.terminate()

@@ -173,6 +173,8 @@ class Cluster:
         return {
             **local,
             "active": active,
+            "paused": sum(1 for row in streams if row.get("paused")),
+            "stalled": sum(1 for row in streams if row.get("stalled")),
             "shown": len(streams),
             "streams": streams,
             "totals": totals,

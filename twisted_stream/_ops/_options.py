@@ -251,7 +251,7 @@ class TwistdOptions(Options):
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         try:
-            super().parseOptions(options)  # type: ignore[no-untyped-call]
+            super().parseOptions(options)
         except usage.UsageError as e:
             sys.stderr.write(f"twistd streamweb: {usage_message(e)}\n{HELP_HINT}\n")
             sys.stderr.flush()

@@ -104,7 +104,7 @@ class StreamWebService(MultiService):
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
         for n, description in enumerate(self.ports):
             if adopt is not None:  # a worker: its parent announced the URLs
-                adopt(description, n).setServiceParent(self)  # type: ignore[no-untyped-call]
+                adopt(description, n).setServiceParent(self)
                 continue
             port = strports.service(description, site)
             port.endpoint = AnnouncingEndpoint(

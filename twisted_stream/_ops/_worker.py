@@ -91,6 +91,7 @@ class _AdoptingReactor:
         with socket.socket(fileno=os.dup(self._fd)) as probe:
             family = probe.family
         port: IListeningPort = self._reactor.adoptStreamPort(self._fd, family, factory)
+        _accept_one_per_wakeup(port)
         return port
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
@@ -105,6 +106,20 @@ class _AdoptingReactor:
 
     def listenUNIX(self, address: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
         return self._adopt(factory)
+
+
+def _accept_one_per_wakeup(port: Any) -> None:
+    """Make ``port`` accept one connection each time the socket is readable. Every worker
+    is woken for a new connection and Twisted's port would accept all that are waiting (up
+    to 100 and more): the first worker awake, often the same one, would take a burst whole.
+    One at a time, a worker busy serving comes back later and an idle one takes more."""
+    read = port.doRead
+
+    def doRead() -> Any:
+        port.numberAccepts = 1
+        return read()
+
+    port.doRead = doRead
 
 
 def adopted_port(description: str, fd: int, site: StreamSite) -> Service:
