@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import twisted_stream
 from twisted_stream import (
+    ChannelBackendError,
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
@@ -17,6 +18,7 @@ from twisted_stream import (
 
 PUBLIC = [
     "Channel",
+    "ChannelBackendError",
     "ChunkTypeError",
     "ContentLengthError",
     "ElementResource",
@@ -31,6 +33,7 @@ PUBLIC = [
     "Outcome",
     "ProducerOverflow",
     "ProxyResource",
+    "RedisBackend",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -45,6 +48,7 @@ PUBLIC = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "set_channel_backend",
     "stream",
     "stream_element",
     "stream_events",
@@ -71,6 +75,7 @@ def test_every_error_is_a_stream_error() -> None:
     """``except StreamError`` catches every error the package reports; those that are also
     a built-in kind stay one (a truncated file is an OSError, a bad chunk a TypeError)."""
     for error in (
+        ChannelBackendError,
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,

@@ -8,10 +8,13 @@ checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types``
 docs/guide/design.rst says more.
 """
 
+from ._backends._current import set_channel_backend
+from ._backends._redis import RedisBackend
 from ._engine._outcome import Outcome, StreamResult
 from ._engine._state import State
 from ._engine._stream import Stream, stream_for
 from ._errors import (
+    ChannelBackendError,
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
@@ -22,11 +25,12 @@ from ._errors import (
     StreamRejected,
     SubscriberOverflow,
 )
-from ._events._channel import Channel, Subscription
+from ._events._channel import Channel
 from ._events._event_stream import EventStreamResource, stream_events
 from ._events._jinja import stream_template
 from ._events._ndjson import NDJSONResource, stream_ndjson
 from ._events._sse import Event
+from ._events._subscription import Subscription
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
 from ._ops._metrics import StreamMetrics
@@ -42,6 +46,7 @@ from ._sources._stream import stream
 
 __all__ = [
     "Channel",
+    "ChannelBackendError",
     "ChunkTypeError",
     "ContentLengthError",
     "ElementResource",
@@ -56,6 +61,7 @@ __all__ = [
     "Outcome",
     "ProducerOverflow",
     "ProxyResource",
+    "RedisBackend",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -70,6 +76,7 @@ __all__ = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "set_channel_backend",
     "stream",
     "stream_element",
     "stream_events",

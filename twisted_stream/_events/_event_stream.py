@@ -27,8 +27,9 @@ from .._sources._adapt import adapt_for
 from .._sources._heartbeat import HeartbeatSource
 from .._sources._stream import default_reactor, stream_source
 from .._types import Reactor, StreamRequest
-from ._channel import Channel, Subscription
+from ._channel import Channel
 from ._sse import CONTENT_TYPE, check_retry, convert_event, last_event_id
+from ._subscription import Subscription
 
 DEFAULT_HEARTBEAT = 15.0
 
