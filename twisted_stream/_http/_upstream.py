@@ -5,12 +5,14 @@ Twisted's ``Agent`` gives a response's headers without its connection-control on
 (``Connection`` goes to the parser's ``connHeaders``), so the fields a ``Connection`` header
 names, which are hop-by-hop (RFC 9110 §7.6.1), cannot be told apart; and it drops interim
 (1xx) responses with a log line, so a request sent with ``Expect: 100-continue`` cannot know
-that the server asked for its body. :func:`observe_pool` makes a pool's connections use
-:class:`_ObservingProtocol`, an ``HTTP11ClientProtocol`` that reports both: each final
-response carries the ``Connection`` tokens (:func:`connection_options`), and an interim
-response is told to the request's body producer if it has an ``interim_response(code)``
-method (:class:`InterimObserver`). Everything else is Twisted's own behaviour. Checked
-against Twisted 26.10.
+that the server asked for its body; and its chunked decoder copies the rest of its buffer
+for every chunk. :func:`observe_pool` makes a pool's connections use
+:class:`_ObservingProtocol`, an ``HTTP11ClientProtocol`` that reports both (each final
+response carries the ``Connection`` tokens, :func:`connection_options`; an interim response
+is told to the request's body producer if it has an ``interim_response(code)`` method,
+:class:`InterimObserver`), decodes chunked bodies with :class:`~._chunked.ChunkedDecoder`,
+reads 128 KiB at a time and calls back after each read (:func:`after_each_read`).
+Everything else is Twisted's own behaviour. Checked against Twisted 26.10.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from twisted.web._newclient import HTTP11ClientProtocol, HTTPClientParser
 from twisted.web._newclient import Request as ClientRequest
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.iweb import IResponse
+
+from ._chunked import ChunkedDecoder
 
 _TOKENS = "_twisted_stream_connection_options"
 """Where a response keeps the lower-cased tokens of its ``Connection`` header."""
@@ -52,7 +56,10 @@ def _observe(
     parser: HTTPClientParser, observer: InterimObserver | None, protocol: _ObservingProtocol
 ) -> None:
     """Wrap the parser's end-of-headers step: tell ``observer`` of a 1xx (which Twisted then
-    ignores), and keep a final response's ``Connection`` tokens on it."""
+    ignores), and keep a final response's ``Connection`` tokens and ``protocol`` on it; and
+    decode chunked bodies with :class:`~._chunked.ChunkedDecoder`."""
+    decoders: dict[bytes, object] = {b"chunked": ChunkedDecoder}
+    parser._transferDecoders = decoders  # type: ignore[assignment]
     original = parser.allHeadersReceived
 
     def allHeadersReceived() -> None:
