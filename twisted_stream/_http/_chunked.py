@@ -117,8 +117,17 @@ class ChunkedDecoder:
                             f"Invalid characters in chunk extensions: {extension!r}."
                         )
                     at = eol + 2
-                    self._length = int(size, 16)
-                    state = _BODY if self._length else _TRAILER
+                    length = int(size, 16)
+                    if not length:
+                        state = _TRAILER
+                        continue
+                    stop = at + length
+                    if stop + 2 <= end and data.startswith(b"\r\n", stop):
+                        out.append(data[at:stop])  # the common case: the whole chunk is here
+                        at = stop + 2
+                        continue
+                    self._length = length
+                    state = _BODY
                 else:  # _TRAILER
                     eol = data.find(b"\r\n", at)
                     if eol == -1:
