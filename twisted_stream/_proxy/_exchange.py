@@ -37,7 +37,7 @@ from .._engine._chunks import chunk_converter
 from .._engine._outcome import StreamResult
 from .._engine._stream import stream_for
 from .._http._twisted import is_disconnected, request_line, without_default_content_type
-from .._http._upstream import connection_options
+from .._http._upstream import READ_SIZE, connection_options
 from .._settings import settings_for
 from .._sources._producers import ProducerSource
 from .._sources._stream import stream_source
@@ -211,7 +211,11 @@ class Exchange:
         relay_head(request, response)
         head_only = request.method == b"HEAD" or response.code in NO_BODY_CODES
         length = response.length if isinstance(response.length, int) else None
-        settings = settings_for(request).replace(compress=False)
+        settings = settings_for(request)
+        # Unchanged (never compressed), and written a read of the upstream at a time.
+        settings = settings.replace(
+            compress=False, buffer_size=max(settings.buffer_size, READ_SIZE)
+        )
         source = ProducerSource(self._start_body(response), chunk_converter("utf-8"))
         content_type = request.responseHeaders.getRawHeaders(b"content-type", [b""])[-1]
         stream_source(
