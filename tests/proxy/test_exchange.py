@@ -323,3 +323,19 @@ async def test_over_http2_bodies_arrive_whole_and_a_reset_closes_the_upstream(
     await deferToThread(client.read_until, lambda: client.responses[endless].received > 100_000)
     await deferToThread(client.reset, endless)
     await until(lambda: proxied.upstream.closed == ["endless"], what="the upstream's finally")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stream_refused_by_the_limits_closes_its_upstream_request(
+    proxied: Proxied,
+) -> None:
+    """Proxied responses count against ``max_streams``: over it, the client gets ``503``
+    and the upstream response nobody will read is closed at once (its source's ``finally``
+    runs), not left holding a pooled connection."""
+    proxied.proxy_site.stream_settings = StreamSettings(max_streams=1)
+    first = await connect(proxied.port, get("/bytes?size=100000000"))
+    await within(first.received_at_least(100_000))
+    status, _, _ = parse_response(await fetch(proxied.port, "/endless"))
+    assert status == 503
+    await until(lambda: proxied.upstream.closed == ["endless"], what="the refused upstream")
+    first.transport.abortConnection()  # type: ignore[union-attr]

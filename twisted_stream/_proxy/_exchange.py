@@ -1,11 +1,12 @@
 """One proxied request: sent upstream with ``Agent``, its answer relayed through the engine.
 
 The upstream response's head is relayed as soon as it arrives (status, reason, end-to-end
-headers, ``Via``); its body is streamed with the response's transport as the registered push
-producer (:class:`~twisted_stream._sources._producers.ProducerSource` given
-``response.deliverBody``), so the upstream connection is read only as fast as our client
-reads, the stall and idle timeouts, limits and metrics apply, and the upstream connection is
-closed (never pooled again) when the stream ends early. Before the head:
+headers, ``Via``); its body is a stream of the engine, through the adapter of Twisted
+producers (:class:`~twisted_stream._sources._producers.ProducerSource`, given what
+``response.deliverBody`` delivers to a :class:`~._relay.BodyRelay`), so the upstream
+connection is read only as fast as our client reads, the stall and idle timeouts, limits,
+metrics and graceful shutdown apply, and the upstream connection is closed (never pooled
+again) when the stream ends early. Before the head:
 
 - the client leaving cancels the upstream request (its connection is aborted);
 - ``timeout`` seconds without progress (connecting, taking the request body, answering)
