@@ -59,11 +59,11 @@ def test_the_export_arrives_whole_and_a_client_leaving_closes_it() -> None:
         assert response.code == 200
         assert response.headers.getRawHeaders("content-type") == ["text/csv; charset=utf-8"]
         assert response.body.count(b"\n") == 100_001 and response.complete
-        assert response.result is not None and response.result.outcome is Outcome.COMPLETED
+        assert response.result.outcome is Outcome.COMPLETED
 
         response = client.get("/export.csv", disconnect_after=100_000)
         assert not response.complete
-        assert response.result is not None and response.result.outcome is Outcome.CLIENT_GONE
+        assert response.result.outcome is Outcome.CLIENT_GONE
         assert export.closed
         assert_released(response)
 
@@ -98,7 +98,7 @@ def test_ticks_arrive_one_a_second_of_the_fake_clock() -> None:
         assert response.body == b"tick 0\ntick 1\n"
         client.advance(2)
         assert response.body == b"tick 0\ntick 1\ntick 2\n" and response.complete
-        assert response.result is not None and response.result.duration == 3.0
+        assert response.result.duration == 3.0
 
 
 # [/deferreds]
@@ -133,7 +133,7 @@ def test_a_client_leaving_mid_answer_closes_the_async_generator() -> None:
         client.advance(0.5)
         assert response.body == b"Hello"
         response.disconnect()
-        assert response.result is not None and response.result.outcome is Outcome.CLIENT_GONE
+        assert response.result.outcome is Outcome.CLIENT_GONE
         assert tokens.cleaned_up
         assert_released(response)
 
@@ -198,13 +198,13 @@ def test_a_slow_reader_is_paused_and_one_that_stops_is_cut(tmp_path: Path) -> No
         assert response.headers.getRawHeaders("content-length") == ["1048576"]
         client.advance(5)
         assert 450_000 < len(response.body) < 550_000
-        assert response.stream is not None and response.stream.pause_count > 0
+        assert response.stream.pause_count > 0
         client.advance(6)
         assert response.body == path.read_bytes()
 
         response = client.get("/data.bin", stop_reading_after=1000)
         client.advance(5)
-        assert response.result is not None and response.result.outcome is Outcome.STALLED
+        assert response.result.outcome is Outcome.STALLED
         assert response.result.bytes_sent < 3 * 65536
         assert_released(response)
 
@@ -330,7 +330,7 @@ def test_the_producer_pauses_while_the_client_does_not_read_and_stops_when_it_le
         response = client.get("/count", stop_reading_after=0)
         client.advance(30)
         [producer] = counting.producers
-        assert response.stream is not None and response.stream.paused
+        assert response.stream.paused
         count = producer.count
         client.advance(10)
         assert producer.count == count

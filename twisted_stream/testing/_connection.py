@@ -18,7 +18,7 @@ connection layer's hang-up watch makes it in production.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address
@@ -114,7 +114,7 @@ class Connection:
             self._producer.pauseProducing()  # type: ignore[attr-defined]
         self._schedule_read()
 
-    def writeSequence(self, data: list[bytes]) -> None:  # type: ignore[override]
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
 
     def loseConnection(self) -> None:
