@@ -1,11 +1,13 @@
 """Test your streaming resources without a network, as ``treq.testing`` tests HTTP clients.
 
 :class:`StreamTestClient` sends requests to a :class:`~twisted_stream.StreamSite` over
-in-memory connections served by the site's own protocol, on a fake clock (a
-``MemoryReactorClock``). Its transport behaves as TCP's does for flow control (the producer
-is paused past 64 KiB unread and resumed when the client has read it all), and the client
-can read at a rate, stop reading, or disconnect after so many bytes; so backpressure, stall
-timeouts, limits and teardown happen as they do in production, in fake time::
+in-memory connections served by the site's own protocol, on a fake clock
+(:class:`StreamTestClock`, a ``MemoryReactorClock`` to give your resources where they take
+a clock); each request gives back a live :class:`StreamTestResponse`. Its transport
+behaves as TCP's does for flow control (the producer is paused past 64 KiB unread and
+resumed when the client has read it all), and the client can read at a rate, stop
+reading, or disconnect after so many bytes; so backpressure, stall timeouts, limits and
+teardown happen as they do in production, in fake time::
 
     from twisted_stream.testing import StreamTestClient, assert_released
 
