@@ -3,7 +3,8 @@
 The package is layered; a module imports only from its own layer or lower ones (a test
 checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
 ``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
-``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap``.
+``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap`` and
+``testing`` (our users' testing module).
 docs/guide/design.rst says more.
 """
 
