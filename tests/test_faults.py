@@ -716,8 +716,13 @@ class Swarm:
                 client.transport.abortConnection()  # type: ignore[attr-defined]
 
     def gate(self) -> Deferred[None]:
+        """What a source waits on until :meth:`release`; fired at once after it (a source
+        that had not reached its gate by then must not wait forever)."""
         d: Deferred[None] = Deferred()
-        self.gates.append(d)
+        if self.go_event.is_set():
+            d.callback(None)
+        else:
+            self.gates.append(d)
         return d
 
     def render(self, request: Any) -> Any:
@@ -835,7 +840,16 @@ class Swarm:
             if client.spec["behaviour"] == "early":
                 client.transport.abortConnection()  # type: ignore[union-attr]
         self.release()
-        await until(lambda: not self.site.active_streams, timeout=30, what="every stream to end")
+        try:
+            await until(lambda: not self.site.active_streams, timeout=30)
+        except AssertionError:
+            left = Counter(
+                (spec["kind"], spec["behaviour"], h.state.value, h.bytes_sent > 0)
+                for h in self.site.active_streams
+                for spec in specs
+                if h.request.args[b"id"][0].decode() == spec["id"]
+            )
+            raise AssertionError(f"seed {self.seed}: streams that never ended: {left}") from None
         await until(
             lambda: sum(self.tracker.closed.values()) >= n,
             timeout=30,
