@@ -252,17 +252,21 @@ class TrickleReader:
         self.loop.start(period, now=False)
 
     def _read(self) -> None:
-        try:
-            data = self.sock.recv(self.size)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.eof = True
-            self.loop.stop()
-            return
-        self.received += len(data)
+        # Up to ``size`` bytes per tick, in as many reads as the small buffer needs.
+        got = 0
+        while got < self.size:
+            try:
+                data = self.sock.recv(self.size - got)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                self.loop.stop()
+                return
+            got += len(data)
+            self.received += len(data)
 
     def close(self) -> None:
         if self.loop.running:
@@ -320,7 +324,7 @@ async def test_slow_client_that_drains_keeps_streaming(server: Any, logged: list
         return app.endless(ident)
 
     app.route("endless", make)
-    reader = TrickleReader(app.port, "/endless?id=slow", size=16 * KIB)
+    reader = TrickleReader(app.port, "/endless?id=slow", size=64 * KIB)
     try:
         await until(lambda: "slow" in app.handles, what="the stream to start")
         handle = app.handles["slow"]
