@@ -14,7 +14,11 @@ from ._errors import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    MalformedRequestBody,
     ProducerOverflow,
+    RequestBodyError,
+    RequestBodyIncomplete,
+    RequestBodyTooLarge,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -28,6 +32,7 @@ from ._events._ndjson import NDJSONResource, stream_ndjson
 from ._events._sse import Event
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
+from ._http._body import IStreamBodyResource, RequestBody, request_body
 from ._ops._metrics import StreamMetrics
 from ._ops._mounts import Mounts
 from ._ops._prometheus import MetricsResource
@@ -48,11 +53,17 @@ __all__ = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "IStreamBodyResource",
+    "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
     "NDJSONResource",
     "Outcome",
     "ProducerOverflow",
+    "RequestBody",
+    "RequestBodyError",
+    "RequestBodyIncomplete",
+    "RequestBodyTooLarge",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -67,6 +78,7 @@ __all__ = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "request_body",
     "stream",
     "stream_element",
     "stream_events",

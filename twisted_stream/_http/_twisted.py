@@ -14,11 +14,15 @@ Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
-from twisted.web.server import _GzipEncoder
+from twisted.web.http import datetimeToString, parse_qs
+from twisted.web.resource import _IEncodingResource
+from twisted.web.server import _GzipEncoder, unquote, version
 
+from .._errors import RequestBodyError
 from .._types import Clock, MultiplexedConnection, StreamRequest
 
 FORCE_ABORT_AFTER = 15.0
@@ -171,6 +175,97 @@ def send_refusal(request: StreamRequest, reason: str, retry_after: int) -> None:
     request.responseHeaders.setRawHeaders(b"retry-after", [b"%d" % retry_after])
     body = f"Service Unavailable: {reason}.\n".encode()
     _answer(request, 503, b"text/plain; charset=utf-8", body)
+
+
+def answer_body_error(request: StreamRequest, error: RequestBodyError) -> bool:
+    """Answer ``error.code`` (a request body's 4xx) with its message, if the request is
+    still open and nothing was sent; whether it did."""
+    code = error.code
+    if code is None or headers_sent(request) or is_disconnected(request):
+        return False
+    if getattr(request, "finished", False):
+        return False
+    body = f"{code} {_REASONS.get(code, 'Error')}: {error}\n".encode("utf-8", "replace")
+    _answer(request, code, b"text/plain; charset=utf-8", body)
+    return True
+
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+}
+
+
+# Processing a request from its head (request bodies streamed to the resource).
+
+_KEPT = "_twisted_stream_traversal"
+"""Where a request keeps the traversal done at its head, for ``Site.getResourceFor``."""
+
+
+def traverse_early(request: Any, command: bytes, uri: bytes, version_: bytes) -> object | None:
+    """Find the resource of ``request`` from its head alone, as ``Request.process`` does once
+    the body is in: what ``requestReceived`` sets from the head (``method``, ``uri``,
+    ``clientproto``, ``path``, ``args`` of the query), ``site``, ``prepath``/``postpath``,
+    then the site's ``getResourceFor`` (``getChild`` and all). The result is kept on the
+    request so that ``process`` does not traverse again (:func:`resume_traversal`). None
+    for ``*`` and when traversal raised (the failure is kept, and raised again by
+    :func:`resume_traversal`: ``process`` answers it 500 as usual)."""
+    request.method, request.uri, request.clientproto = command, uri, version_
+    path, _, query = uri.partition(b"?")
+    request.path = path
+    request.args = parse_qs(query, 1) if query else {}
+    if path == b"*":
+        return None
+    site = request.channel.site
+    request.site = site
+    request.prepath = []
+    request.postpath = list(map(unquote, path[1:].split(b"/")))
+    try:
+        resource: object = site.getResourceFor(request)
+    except BaseException:
+        setattr(request, _KEPT, Failure())
+        return None
+    sitepath = getattr(request, "sitepath", None)
+    kept = (resource, list(request.prepath), list(request.postpath), sitepath)
+    setattr(request, _KEPT, kept)
+    return resource
+
+
+def resume_traversal(request: Any) -> object | None:
+    """The resource :func:`traverse_early` found for ``request`` (its ``prepath``,
+    ``postpath`` and ``sitepath`` restored), once; None if there is none."""
+    kept = request.__dict__.pop(_KEPT, None)
+    if kept is None:
+        return None
+    if isinstance(kept, Failure):
+        kept.raiseException()
+    resource, request.prepath, request.postpath, request.sitepath = kept
+    return resource  # type: ignore[no-any-return]
+
+
+def kept_resource(request: object) -> object | None:
+    """The resource :func:`traverse_early` found for ``request``, without taking it."""
+    kept = getattr(request, _KEPT, None)
+    return kept[0] if isinstance(kept, tuple) else None
+
+
+def render_early(request: Any) -> None:
+    """Render the resource :func:`traverse_early` found, before the body arrived: what
+    ``Request.process`` does once it has the resource (default headers, the encoder of an
+    encoding resource, ``render``; anything raised is answered by ``processingFailed``)."""
+    request.setHeader(b"Server", version)
+    request.setHeader(b"Date", datetimeToString())
+    try:
+        resource = resume_traversal(request)
+        if _IEncodingResource.providedBy(resource):
+            encoder = resource.getEncoder(request)  # type: ignore[attr-defined]
+            if encoder is not None:
+                request._encoder = encoder
+        request.render(resource)
+    except BaseException:
+        request.processingFailed(Failure())
 
 
 # Logging.
