@@ -33,6 +33,7 @@ from ._events._sse import Event
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
 from ._http._body import IStreamBodyResource, RequestBody, request_body
+from ._http._forms import Part, multipart_parts, read_form
 from ._ops._metrics import StreamMetrics
 from ._ops._mounts import Mounts
 from ._ops._prometheus import MetricsResource
@@ -59,6 +60,7 @@ __all__ = [
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "Part",
     "ProducerOverflow",
     "RequestBody",
     "RequestBodyError",
@@ -78,6 +80,8 @@ __all__ = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "multipart_parts",
+    "read_form",
     "request_body",
     "stream",
     "stream_element",

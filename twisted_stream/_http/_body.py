@@ -151,6 +151,19 @@ class RequestBody:
         self._registry = registry
         if registry is not None:
             registry.upload_started(self)
+        if request is not None:
+            # Registered before the resource renders, so its errback comes before any the
+            # application adds: a handler waiting for the body hears that the client left
+            # as RequestBodyIncomplete, not as a cancellation.
+            request.notifyFinish().addErrback(self._request_lost)
+
+    def _request_lost(self, reason: object) -> None:
+        self.lose(
+            RequestBodyIncomplete(
+                f"the client went away after {self.bytes_received} bytes of the body",
+                self.bytes_received,
+            )
+        )
 
     # What the application uses.
 
@@ -158,6 +171,11 @@ class RequestBody:
     def max_size(self) -> int:
         """The most body bytes accepted (0: no limit)."""
         return self._max_size
+
+    @property
+    def buffer_size(self) -> int:
+        """The most bytes one chunk of ``async for`` holds."""
+        return self._chunk
 
     def __aiter__(self) -> RequestBody:
         return self

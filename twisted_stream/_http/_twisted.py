@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
+from urllib.parse import unquote_to_bytes as unquote
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
-from twisted.web.http import datetimeToString, parse_qs
-from twisted.web.resource import _IEncodingResource
-from twisted.web.server import _GzipEncoder, unquote, version
+from twisted.web.http import parse_qs
+from twisted.web.resource import getChildForRequest
+from twisted.web.server import _GzipEncoder
 
 from .._errors import RequestBodyError
 from .._types import Clock, MultiplexedConnection, StreamRequest
@@ -204,15 +205,17 @@ _KEPT = "_twisted_stream_traversal"
 """Where a request keeps the traversal done at its head, for ``Site.getResourceFor``."""
 
 
-def traverse_early(request: Any, command: bytes, uri: bytes, version_: bytes) -> object | None:
-    """Find the resource of ``request`` from its head alone, as ``Request.process`` does once
-    the body is in: what ``requestReceived`` sets from the head (``method``, ``uri``,
-    ``clientproto``, ``path``, ``args`` of the query), ``site``, ``prepath``/``postpath``,
-    then the site's ``getResourceFor`` (``getChild`` and all). The result is kept on the
-    request so that ``process`` does not traverse again (:func:`resume_traversal`). None
-    for ``*`` and when traversal raised (the failure is kept, and raised again by
-    :func:`resume_traversal`: ``process`` answers it 500 as usual)."""
-    request.method, request.uri, request.clientproto = command, uri, version_
+def traverse_early(request: Any, command: bytes, uri: bytes, version: bytes) -> object | None:
+    """Find the resource of ``request`` from its head alone, walking the site's resource tree
+    (``getChildForRequest``: every ``getChild``/``getChildWithDefault`` on the way, with
+    ``prepath`` and ``postpath`` as ``Request.process`` sets them), after setting what
+    ``requestReceived`` sets from the head (``method``, ``uri``, ``clientproto``, ``path``,
+    ``args`` of the query). The result is kept on the request for the site's
+    ``getResourceFor`` (:func:`resume_traversal`), which ``process`` still calls (once,
+    whenever the request is processed), so the tree is walked once. None for ``*`` and when
+    traversal raised (the failure is kept, and raised again where ``process`` answers it
+    500)."""
+    request.method, request.uri, request.clientproto = command, uri, version
     path, _, query = uri.partition(b"?")
     request.path = path
     request.args = parse_qs(query, 1) if query else {}
@@ -223,25 +226,23 @@ def traverse_early(request: Any, command: bytes, uri: bytes, version_: bytes) ->
     request.prepath = []
     request.postpath = list(map(unquote, path[1:].split(b"/")))
     try:
-        resource: object = site.getResourceFor(request)
+        resource: object = getChildForRequest(site.resource, request)
     except BaseException:
         setattr(request, _KEPT, Failure())
         return None
-    sitepath = getattr(request, "sitepath", None)
-    kept = (resource, list(request.prepath), list(request.postpath), sitepath)
-    setattr(request, _KEPT, kept)
+    setattr(request, _KEPT, (resource, list(request.prepath), list(request.postpath)))
     return resource
 
 
 def resume_traversal(request: Any) -> object | None:
-    """The resource :func:`traverse_early` found for ``request`` (its ``prepath``,
-    ``postpath`` and ``sitepath`` restored), once; None if there is none."""
+    """The resource :func:`traverse_early` found for ``request`` (its ``prepath`` and
+    ``postpath`` restored), once; None if there is none (then traverse as usual)."""
     kept = request.__dict__.pop(_KEPT, None)
     if kept is None:
         return None
     if isinstance(kept, Failure):
         kept.raiseException()
-    resource, request.prepath, request.postpath, request.sitepath = kept
+    resource, request.prepath, request.postpath = kept
     return resource  # type: ignore[no-any-return]
 
 
@@ -251,21 +252,10 @@ def kept_resource(request: object) -> object | None:
     return kept[0] if isinstance(kept, tuple) else None
 
 
-def render_early(request: Any) -> None:
-    """Render the resource :func:`traverse_early` found, before the body arrived: what
-    ``Request.process`` does once it has the resource (default headers, the encoder of an
-    encoding resource, ``render``; anything raised is answered by ``processingFailed``)."""
-    request.setHeader(b"Server", version)
-    request.setHeader(b"Date", datetimeToString())
-    try:
-        resource = resume_traversal(request)
-        if _IEncodingResource.providedBy(resource):
-            encoder = resource.getEncoder(request)  # type: ignore[attr-defined]
-            if encoder is not None:
-                request._encoder = encoder
-        request.render(resource)
-    except BaseException:
-        request.processingFailed(Failure())
+def process_early(request: Any) -> None:
+    """Process ``request`` now, before its body arrived (its resource takes bodies as
+    streams): ``Request.process``, whose ``getResourceFor`` gets the kept traversal."""
+    request.process()
 
 
 # Logging.

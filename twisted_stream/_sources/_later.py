@@ -14,7 +14,7 @@ and what it returns is dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -75,11 +75,13 @@ def _failed(request: StreamRequest, failure: Failure, clock: Clock) -> None:
     if failure.check(CancelledError) and is_disconnected(request):
         return  # cancelled because the client left
     if failure.check(RequestBodyError) is not None and (
-        answer_body_error(request, failure.value) or _gone(request)
+        answer_body_error(request, cast(RequestBodyError, failure.value)) or _gone(request)
     ):
         return  # answered with its status, or the client left, or answered already
     if _gone(request):
-        _log.failure("{request} failed after it was answered", failure, request=request_line(request))
+        _log.failure(
+            "{request} failed after it was answered", failure, request=request_line(request)
+        )
         return
     _log.failure("rendering {request}", failure, request=request_line(request))
     if headers_sent(request):

@@ -3,6 +3,7 @@ def``, a Deferred) and take their request bodies as streams."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from inspect import iscoroutine
 
 from twisted.internet.defer import Deferred
@@ -54,7 +55,7 @@ class StreamingResource(MethodsResource):
             return answer_later(request, result, self._send(request), default_reactor(None))
         return stream(request, result, content_type=self.content_type, threaded=self.threaded)
 
-    def _send(self, request: Request) -> object:
+    def _send(self, request: Request) -> Callable[[object], object]:
         def send(source: object) -> object:
             return stream(request, source, content_type=self.content_type, threaded=self.threaded)
 
