@@ -70,6 +70,8 @@ class Response:
     ended: bool = False
     reset: int | None = None
     """The RST_STREAM error code, if the server reset the stream."""
+    informational: list[int] = field(default_factory=list)
+    """The 1xx statuses received before the response (``100`` for ``100 Continue``)."""
 
     @property
     def done(self) -> bool:
@@ -256,6 +258,28 @@ class H2Client:
             self._handle(self._conn.receive_data(self.frames.feed(data)))
             self._flush()
 
+    def read_for(self, seconds: float) -> None:
+        """Read and handle whatever frames arrive for ``seconds`` (to show that something
+        does not come)."""
+        sock = self._sock
+        assert sock is not None
+        deadline = time.monotonic() + seconds
+        while not self.closed and time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            except (ConnectionResetError, ssl.SSLError):
+                data = b""
+            finally:
+                sock.settimeout(self.timeout)
+            if not data:
+                self.closed = True
+                break
+            self._handle(self._conn.receive_data(self.frames.feed(data)))
+            self._flush()
+
     def read_to_close(self, timeout: float | None = None) -> None:
         """Read until the server closes the connection."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -303,6 +327,9 @@ class H2Client:
                     )
             elif isinstance(event, h2.events.StreamEnded):
                 self.responses[event.stream_id].ended = True
+            elif isinstance(event, h2.events.InformationalResponseReceived):
+                status = dict(event.headers)[b":status"]
+                self.responses[event.stream_id].informational.append(int(status))
             elif isinstance(event, h2.events.WindowUpdated):
                 opened = self.window_updates.get(event.stream_id, 0) + int(event.delta)
                 self.window_updates[event.stream_id] = opened

@@ -5,6 +5,7 @@ timer, failures; and ``request_body`` over a body Twisted buffered."""
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
 import pytest
@@ -275,7 +276,7 @@ def test_any_split_and_any_reads_give_back_the_body(
     whole, each chunk within its bound."""
     body, _ = make(buffer_size=buffer_size)
     points = sorted({c for c in cuts if c <= len(data)} | {0, len(data)})
-    pieces = [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [data[a:b] for a, b in itertools.pairwise(points)]
     out = bytearray()
     pending: Deferred[bytes] | None = None
     turn = 0
