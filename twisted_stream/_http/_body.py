@@ -173,6 +173,11 @@ class RequestBody:
         return self._max_size
 
     @property
+    def waiting(self) -> bool:
+        """Whether the application waits for more of the body from the client."""
+        return self._reader is not None or self._discard is not None
+
+    @property
     def buffer_size(self) -> int:
         """The most bytes one chunk of ``async for`` holds."""
         return self._chunk

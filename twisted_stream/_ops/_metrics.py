@@ -11,6 +11,8 @@ from .._http._body import RequestBody
 
 TTFB_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, float("inf"))
 """Upper bounds (seconds) of the time-to-first-byte histogram."""
+UPLOAD_OUTCOMES = ("completed", "too-large", "incomplete", "discarded")
+"""How a streamed request body can end (``RequestBody.outcome``)."""
 
 
 class StreamMetrics:
