@@ -7,7 +7,11 @@ from twisted_stream import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    MalformedRequestBody,
     ProducerOverflow,
+    RequestBodyError,
+    RequestBodyIncomplete,
+    RequestBodyTooLarge,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -25,11 +29,18 @@ PUBLIC = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "IStreamBodyResource",
+    "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "Part",
     "ProducerOverflow",
+    "RequestBody",
+    "RequestBodyError",
+    "RequestBodyIncomplete",
+    "RequestBodyTooLarge",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -44,6 +55,9 @@ PUBLIC = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "multipart_parts",
+    "read_form",
+    "request_body",
     "stream",
     "stream_element",
     "stream_events",
@@ -67,19 +81,28 @@ def test_every_public_name_is_importable_and_public() -> None:
 
 
 def test_every_error_is_a_stream_error() -> None:
-    """``except StreamError`` catches every error the package reports; those that are also
-    a built-in kind stay one (a truncated file is an OSError, a bad chunk a TypeError)."""
+    """``except StreamError`` catches every error the package reports (``except
+    RequestBodyError`` every request-body one); those that are also a built-in kind stay one
+    (a truncated file is an OSError, a bad chunk a TypeError, a malformed form a
+    ValueError)."""
     for error in (
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,
+        MalformedRequestBody,
         ProducerOverflow,
+        RequestBodyError,
+        RequestBodyIncomplete,
+        RequestBodyTooLarge,
         SourceIdleTimeout,
         StreamAborted,
         StreamRejected,
         SubscriberOverflow,
     ):
         assert issubclass(error, StreamError), error
+    for error in (RequestBodyIncomplete, RequestBodyTooLarge, MalformedRequestBody):
+        assert issubclass(error, RequestBodyError), error
+    assert issubclass(MalformedRequestBody, ValueError)
     assert issubclass(FileTruncated, OSError)
     assert issubclass(ChunkTypeError, TypeError)
     assert issubclass(ProducerOverflow, StreamAborted)

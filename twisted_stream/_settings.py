@@ -133,8 +133,8 @@ class StreamSettings:
         default=1048576,
         metadata={
             "help": "Bytes of a request body: a larger declared Content-Length gets 413 before "
-            "the body is read, a chunked body is cut with 413 when it passes it. 0 means no "
-            "limit."
+            "the body is read, a chunked body is cut with 413 when it passes it; resources "
+            "that stream bodies are held to it unless they set their own. 0 means no limit."
         },
     )
     discard_limit: int = field(
