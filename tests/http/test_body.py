@@ -194,7 +194,7 @@ def test_idle_timer_runs_only_while_the_application_waits() -> None:
     never times the client out; a client silent for the timeout fails the body with a 408
     ``RequestBodyIncomplete``."""
     clock = MemoryReactorClock()
-    body, source = make(call_later=clock.callLater, idle_timeout=2.0, buffer_size=10)
+    body, source = make(clock=clock, idle_timeout=2.0, buffer_size=10)
     body.feed(b"x" * 10)  # held, nobody waiting
     clock.advance(100)
     assert source.refused == []

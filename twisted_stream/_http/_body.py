@@ -27,7 +27,7 @@ from zope.interface import Attribute
 
 from .._errors import RequestBodyError, RequestBodyIncomplete, RequestBodyTooLarge
 from .._settings import settings_for
-from .._types import StreamRequest, UploadRegistry
+from .._types import Clock, StreamRequest, UploadRegistry
 
 _ATTRIBUTE = "_twisted_stream_body"
 """Where a request keeps its streamed :class:`RequestBody` (as the engine keeps its stream
@@ -113,7 +113,7 @@ class RequestBody:
         length: int | None,
         max_size: int = 0,
         buffer_size: int = 65536,
-        call_later: Callable[..., IDelayedCall] | None = None,
+        clock: Clock | None = None,
         idle_timeout: float = 0.0,
         expect_continue: bool = False,
         request: StreamRequest | None = None,
@@ -137,10 +137,14 @@ class RequestBody:
         self._source = source
         self._max_size = max_size
         self._chunk = buffer_size
-        self._call_later = call_later
+        self._clock = clock
         self._idle = idle_timeout
         self._timer: IDelayedCall | None = None
-        self._chunks: deque[list[Any]] = deque()  # [data, flow] pairs
+        self._quiet_since = 0.0
+        self._chunks: deque[list[Any]] = deque()
+        """[data, start, flow] of each piece held: the bytes from ``start`` on are unread, and
+        ``flow`` the flow control they still owe (a piece split by reads is never copied
+        but for the chunk handed out)."""
         self._buffered = 0
         self._reader: tuple[Deferred[bytes], int] | None = None
         self._discard: Deferred[int] | None = None
@@ -186,6 +190,8 @@ class RequestBody:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._buffered and self._reader is None and self._discard is None:
+            return self._take(self._chunk)  # held already: no Deferred to make and await
         chunk = await self._ask(self._chunk)
         if not chunk:
             raise StopAsyncIteration
@@ -261,7 +267,6 @@ class RequestBody:
     def _cancel_read(self, d: Deferred[bytes]) -> None:
         if self._reader is not None and self._reader[0] is d:
             self._reader = None
-            self._stop_timer()
 
     def _want(self, *, send_continue: bool) -> None:
         if not self._asked:
@@ -271,7 +276,7 @@ class RequestBody:
                 self._source.send_continue()
         self.paused = False
         self._source.want(True)
-        self._start_timer()
+        self._start_timer()  # the application waits from now
 
     def _take(self, n: int) -> bytes:
         """Up to ``n`` buffered bytes, coalesced; their flow control is handed back."""
@@ -281,17 +286,19 @@ class RequestBody:
         while chunks and size < n:
             piece = chunks[0]
             data: bytes = piece[0]
+            start: int = piece[1]
             room = n - size
-            if len(data) <= room:
+            left = len(data) - start
+            if left <= room:
                 chunks.popleft()
-                out.append(data)
-                size += len(data)
-                flow += piece[1]
+                out.append(data[start:] if start else data)
+                size += left
+                flow += piece[2]
             else:
-                out.append(data[:room])
-                piece[0] = data[room:]
-                taken = min(piece[1], room)
-                piece[1] -= taken
+                out.append(data[start : start + room])
+                piece[1] = start + room
+                taken = min(piece[2], room)
+                piece[2] -= taken
                 flow += taken
                 size += room
         self._buffered -= size
@@ -300,7 +307,7 @@ class RequestBody:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def _drop_buffered(self) -> None:
-        flow = sum(piece[1] for piece in self._chunks)
+        flow = sum(piece[2] for piece in self._chunks)
         self.bytes_discarded += self._buffered
         self._chunks.clear()
         self._buffered = 0
@@ -330,7 +337,7 @@ class RequestBody:
             )
             return
         if self._timer is not None:
-            self._timer.reset(self._idle)
+            self._quiet_since = self._clock.seconds()  # type: ignore[union-attr]
         if self._discard is not None:
             self.bytes_discarded += size
             if flow:
@@ -345,16 +352,14 @@ class RequestBody:
                     outcome="discarded",
                 )
             return
-        self._chunks.append([data, flow])
+        self._chunks.append([data, 0, flow])
         self._buffered += size
         reader = self._reader
         if reader is not None:
             self._reader = None
-            self._stop_timer()
             reader[0].callback(self._take(reader[1]))
         if self._reader is None and self._buffered >= self._chunk and not self.paused:
             self.paused = True
-            self._stop_timer()
             self._source.want(False)
 
     def finish(self) -> None:
@@ -416,17 +421,32 @@ class RequestBody:
         self.lose(error, outcome)
         self._source.refuse(error)
 
+    # One timer, moved only when it fires (starting and cancelling one per chunk would cost
+    # more than the chunk): quiet time counts from the later of the last byte and the moment
+    # the application started waiting.
+
     def _start_timer(self) -> None:
-        if self._timer is None and self._idle > 0 and self._call_later is not None:
-            self._timer = self._call_later(self._idle, self._timed_out)
+        clock = self._clock
+        if self._idle <= 0 or clock is None:
+            return
+        self._quiet_since = clock.seconds()
+        if self._timer is None:
+            self._timer = clock.callLater(self._idle, self._check_idle)
 
     def _stop_timer(self) -> None:
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
 
-    def _timed_out(self) -> None:
+    def _check_idle(self) -> None:
         self._timer = None
+        clock = self._clock
+        if clock is None or not self.waiting:
+            return  # the application is busy: the next wait starts the timer again
+        quiet = clock.seconds() - self._quiet_since
+        if quiet < self._idle:
+            self._timer = clock.callLater(self._idle - quiet, self._check_idle)
+            return
         self._refuse(
             RequestBodyIncomplete(
                 f"the client sent nothing of the body for {self._idle:g} s",

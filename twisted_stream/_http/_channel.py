@@ -25,14 +25,11 @@ the whole class of it can be closed:
   length (413 before any body byte is read). A ``Transfer-Encoding`` Twisted refuses is told
   apart when it refuses: 501 for a coding we do not decode, 400 when ``chunked`` is not
   alone (an ``identity`` it lets through is refused the same way).
-- **The body**: when one follows the head, the resource is found then (traversal at the end
-  of the head, :func:`~._twisted.traverse_early`, kept for ``process``); a leaf that streams
-  bodies (:class:`~._body.IStreamBodyResource`) is rendered at once and reads the body as
-  it arrives (:mod:`._h1body`). For any other, decoded bytes pass through
-  :meth:`StreamHTTPChannel._body_data` on their way to the request, where the per-request
-  limit (:meth:`StreamHTTPChannel.body_limit`: the request's, the resource's
-  ``max_body_size``, or the site's) cuts a chunked body with 413 before the byte past the
-  limit is stored.
+- **The body** (:mod:`._h1body`, the channel's body half): when one follows the head, the
+  resource is found then (:func:`~._twisted.traverse_early`, kept for ``process``); a leaf
+  that streams bodies is rendered at once and reads the body as it arrives; for any other
+  the per-request limit (``body_limit``) cuts a chunked body with 413 before the byte past
+  the limit is stored.
 - **Every answer of ours** (:meth:`StreamHTTPChannel._answer`) is a complete response with
   ``Connection: close``; after it nothing more is parsed (``dataReceived`` drops), and the
   connection closes the way nginx's lingering close does: our side is shut down once the
@@ -43,8 +40,9 @@ HTTP/1.0 requests may omit ``Host`` (HTTP/1.0 has none); two ``Host`` headers or
 one get 400 in any version.
 
 A short response pays for a few attribute checks only: the overrides on its path are
-``connectionMade``, ``resetTimeout``, ``allHeadersReceived``, ``requestDone``,
-``writeHeaders`` and ``connectionLost``, with no timer added to Twisted's one.
+``connectionMade``, ``resetTimeout``, ``lineReceived``, ``allHeadersReceived``,
+``requestDone``, ``writeHeaders`` and ``connectionLost``, with no timer added to Twisted's
+one.
 
 HTTP/2 never reaches this class: :mod:`._protocol` picks the HTTP/2 connection by ALPN.
 """
@@ -63,10 +61,10 @@ from twisted.web.server import version as twisted_server
 
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from ._answers import answer
-from ._body import resource_body_limit, streams_body
+from ._body import streams_body
 from ._h1body import BodyStreaming
 from ._reading import READ_AHEAD, ReadGate
-from ._twisted import kept_resource, process_early, traverse_early
+from ._twisted import process_early, traverse_early
 
 _log = Logger(namespace="twisted_stream.http")
 
@@ -106,10 +104,6 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
     _read_ahead = 0
     _answered = False
     _dropped = 0
-    _body_limit = 0
-    _body_received = 0
-    _deliver: Any = None
-    _finish_body: Any = None
 
     # The connection.
 
@@ -253,13 +247,7 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
         if decoder is not None and self._streamed is not None:
             self._stream_body(request, decoder)
         elif decoder is not None:
-            if self.settings.header_timeout:
-                self.setTimeout(self._idle_timeout)  # the body: Twisted's idle timeout
-            self._body_limit = self.body_limit(request)
-            self._body_received = 0
-            self._deliver, self._finish_body = decoder.dataCallback, decoder.finishCallback
-            decoder.dataCallback = self._body_data
-            decoder.finishCallback = self._body_done
+            self._limit_body(request, decoder)
 
     def _check_head(self, request: Any) -> tuple[int, str] | tuple[int, str, int] | None:
         """Why the complete head of ``request`` is refused: (status, detail[, retry after])."""
@@ -283,43 +271,6 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
         elif not _HOST.fullmatch(hosts[0]):
             return 400, "the Host header is not a valid host"
         return None
-
-    def _check_length(self, request: Any) -> tuple[int, str] | None:
-        """Why the declared body length of ``request`` is refused (its resource known)."""
-        length = self.length
-        limit = self.body_limit(request)
-        if limit and length is not None and length > limit:
-            return 413, f"the body of {length} bytes is over the limit of {limit} bytes"
-        return None
-
-    # The body.
-
-    def body_limit(self, request: Any) -> int:
-        """The most body bytes ``request`` may send; 0 for no limit.
-
-        The per-request decision point: a request carrying its own ``max_body_size``, else
-        its resource's ``max_body_size`` (the resource is found when the head is complete),
-        else the site's ``max_body_size``.
-        """
-        own = getattr(request, "max_body_size", None)
-        if not isinstance(own, int):
-            own = resource_body_limit(kept_resource(request))
-        return own if own is not None else self.settings.max_body_size
-
-    def _body_data(self, data: bytes) -> None:
-        """Decoded body bytes on their way to the request, within its limit."""
-        if self._answered:
-            return
-        self._body_received += len(data)
-        limit = self._body_limit
-        if limit and self._body_received > limit:
-            self._answer(413, f"the body is over the limit of {limit} bytes")
-            return
-        self._deliver(data)
-
-    def _body_done(self, rest: bytes) -> None:
-        if not self._answered:
-            self._finish_body(rest)
 
     # Input behind the request being answered.
 

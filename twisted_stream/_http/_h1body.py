@@ -1,15 +1,26 @@
-"""Streamed request bodies on HTTP/1.x: the part of our channel (:mod:`._channel`) that feeds a
-request's body to its :class:`~._body.RequestBody` as the application asks for it.
+"""Request bodies on HTTP/1.x: the body half of our channel (:mod:`._channel`), which holds
+a buffered body to its limit and feeds a streamed one to its :class:`~._body.RequestBody` as
+the application asks for it.
 
 A mixin of :class:`~._channel.StreamHTTPChannel`, and so, like the channel, allowed to touch
-Twisted's channel internals. The channel is the :class:`~._body.BodySource` of the one
-streamed body it can be reading at a time:
+Twisted's channel internals.
+
+- **A buffered body** (its resource does not stream bodies) goes to ``request.content`` as
+  in Twisted, through :meth:`BodyStreaming._body_data`, where the per-request limit
+  (:meth:`BodyStreaming.body_limit`: the request's ``max_body_size``, else its resource's,
+  else the site's) cuts a chunked body with 413 before the byte past it is stored; a
+  declared length over it is refused at the head (:meth:`BodyStreaming._check_length`).
+
+The channel is the :class:`~._body.BodySource` of the one streamed body it can be reading at
+a time:
 
 - **Start** (the head is complete and the leaf found by traversal streams its bodies): the
   decoder Twisted chose (``Content-Length`` or chunked) delivers to the body instead of
   ``request.content``; reading stops (the read gate's ``BODY`` reason) before the resource
   renders, and resumes only while the application waits for bytes; Twisted's idle timer
-  gives way to the body's own, which runs only while the application waits.
+  gives way to the body's own, which runs only while the application waits. While the
+  application keeps up (it asks for more with nothing held, :data:`KEEPING_UP` times in a
+  row), the socket is read :data:`READ_FACTOR` buffers at a time.
 - **End** of the body: the channel resets its parser as Twisted's ``allContentReceived``
   does, without processing the request again (it was rendered at its head); input after it
   is the next request's, buffered under ``max_read_ahead`` until the response is done.
@@ -28,14 +39,23 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.web.http import HTTPChannel
 from twisted.web.http_headers import Headers
 
 from .._errors import RequestBodyError, RequestBodyIncomplete
 from .._types import UploadRegistry
-from ._body import RequestBody, attach
+from ._body import RequestBody, attach, resource_body_limit
 from ._reading import BODY
-from ._twisted import answer_body_error, headers_sent
+from ._twisted import answer_body_error, headers_sent, kept_resource
+
+KEEPING_UP = 4
+"""Asks in a row, each with nothing held, after which the application counts as keeping up."""
+READ_FACTOR = 4
+"""While the application keeps up, the socket is read this many buffers at a time (Twisted
+reads 64 KiB): a quarter of the reactor's work per byte. Reading returns to the transport's
+own size as soon as the application falls behind, so a slow one is still held to about one
+buffer beyond the kernel's."""
 
 
 class BodyStreaming:
@@ -48,6 +68,13 @@ class BodyStreaming:
     _done_pending: Any = None
     """A request whose response ended before its body: done once the rest is dropped."""
 
+    _keeping_up = 0
+    """Times in a row the application asked for more with nothing held for it."""
+    _body_limit = 0
+    _body_received = 0
+    _deliver: Any = None
+    _finish_body: Any = None
+
     # Provided by the channel.
     settings: Any
     transport: Any
@@ -57,6 +84,55 @@ class BodyStreaming:
     _answered: bool
     _gate: Any
     _idle_timeout: float | None
+
+    # A buffered body.
+
+    def body_limit(self, request: Any) -> int:
+        """The most body bytes ``request`` may send; 0 for no limit.
+
+        The per-request decision point: a request carrying its own ``max_body_size``, else
+        its resource's ``max_body_size`` (the resource is found when the head is complete),
+        else the site's ``max_body_size``.
+        """
+        own = getattr(request, "max_body_size", None)
+        if not isinstance(own, int):
+            own = resource_body_limit(kept_resource(request))
+        return own if own is not None else self.settings.max_body_size
+
+    def _check_length(self, request: Any) -> tuple[int, str] | None:
+        """Why the declared body length of ``request`` is refused (its resource known)."""
+        length = self.length
+        limit = self.body_limit(request)
+        if limit and length is not None and length > limit:
+            return 413, f"the body of {length} bytes is over the limit of {limit} bytes"
+        return None
+
+    def _limit_body(self, request: Any, decoder: Any) -> None:
+        """Route a buffered body through :meth:`_body_data` (its limit) to the request."""
+        channel: Any = self
+        if self.settings.header_timeout:
+            channel.setTimeout(self._idle_timeout)  # the body: Twisted's idle timeout
+        self._body_limit = self.body_limit(request)
+        self._body_received = 0
+        self._deliver, self._finish_body = decoder.dataCallback, decoder.finishCallback
+        decoder.dataCallback = self._body_data
+        decoder.finishCallback = self._body_done
+
+    def _body_data(self, data: bytes) -> None:
+        """Decoded body bytes on their way to the request, within its limit."""
+        if self._answered:
+            return
+        self._body_received += len(data)
+        limit = self._body_limit
+        if limit and self._body_received > limit:
+            channel: Any = self
+            channel._answer(413, f"the body is over the limit of {limit} bytes")
+            return
+        self._deliver(data)
+
+    def _body_done(self, rest: bytes) -> None:
+        if not self._answered:
+            self._finish_body(rest)
 
     # Starting.
 
@@ -70,7 +146,7 @@ class BodyStreaming:
             length=self.length,
             max_size=limit,
             buffer_size=settings.buffer_size,
-            call_later=getattr(self, "callLater", None),
+            clock=getattr(getattr(self, "factory", None), "reactor", None),
             idle_timeout=settings.idle_timeout or self._idle_timeout or 0.0,
             expect_continue=(
                 request.clientproto == b"HTTP/1.1" and expect[0].lower() == b"100-continue"
@@ -109,8 +185,25 @@ class BodyStreaming:
         gate = self._reading()
         if more:
             gate.resume(BODY)
+            self._keeping_up += 1
+            if self._keeping_up == KEEPING_UP:
+                self._read_size(READ_FACTOR * self.settings.buffer_size)
         else:
             gate.pause(BODY)
+            if self._keeping_up >= KEEPING_UP:
+                self._read_size(None)
+            self._keeping_up = 0
+
+    def _read_size(self, size: int | None) -> None:
+        """Read ``size`` bytes at a time from the socket (None: the transport's own)."""
+        transport: Any = self.transport
+        socket = getattr(transport, "transport", transport)  # TLS reads through TCP
+        if not isinstance(socket, FileDescriptor):
+            return
+        if size is None:
+            socket.__dict__.pop("bufferSize", None)
+        else:
+            socket.bufferSize = size
 
     def consumed(self, flow: int) -> None:
         pass  # HTTP/1 has no flow control of its own: reading is the window
@@ -146,6 +239,7 @@ class BodyStreaming:
         ``allContentReceived``, without processing this one again); ``rest`` is input past
         it."""
         body, self._streamed = self._streamed, None
+        self._end_reads()
         channel: Any = self
         channel.length = 0
         channel._receivedHeaderCount = channel._receivedHeaderSize = 0
@@ -192,6 +286,7 @@ class BodyStreaming:
         """End the connection after the response to ``request``, its body left unread."""
         if self.requests and self.requests[0] is request:
             del self.requests[0]
+        self._end_reads()
         body, self._streamed = self._streamed, None
         self._done_pending = None
         if body is not None:
@@ -226,8 +321,14 @@ class BodyStreaming:
         self.refuse(error)
         return True
 
+    def _end_reads(self) -> None:
+        if self._keeping_up >= KEEPING_UP:
+            self._read_size(None)
+        self._keeping_up = 0
+
     def _lose_body(self) -> None:
         """The connection is gone: a body still being read fails."""
+        self._keeping_up = 0
         body, self._streamed = self._streamed, None
         self._done_pending = self._render_pending = None
         if body is not None:

@@ -97,7 +97,7 @@ class H2BodyStreaming:
             length=_declared_length(request),
             max_size=limit,
             buffer_size=settings.buffer_size,
-            call_later=conn._reactor.callLater,
+            clock=conn._reactor,
             idle_timeout=settings.idle_timeout or getattr(conn, "timeOut", None) or 0.0,
             expect_continue=self._expects_continue,
             request=request,
