@@ -368,3 +368,16 @@ async def test_uploads_with_treq_keep_the_connection(
         assert (await response.text()).strip() == hashlib.sha256(data).hexdigest()
     response = await keepalive_client.get(server.url("/"))
     assert await response.text() == "hello\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_https_upload(tls_server: Any, https_client: HTTPClient) -> None:
+    """Over HTTPS/1.1 (TLS, where the socket is read through the TLS layer) an upload that
+    the application keeps up with is read whole, and its digest is right."""
+    store = Store()
+    tls_server.serve(store, settings=StreamSettings(max_body_size=0))
+    data = bytes(range(256)) * 40_000  # 10 MB
+    response = await within(https_client.put(tls_server.url("/x"), data=data), 30)
+    assert response.code == 201
+    assert (await response.text()).strip() == hashlib.sha256(data).hexdigest()
+    assert store.bodies[0].bytes_received == len(data)
