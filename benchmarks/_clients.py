@@ -20,8 +20,9 @@ _SINK = bytearray(RECV)  # reused by every receive; MSG_TRUNC never writes into 
 _TERMINATOR = b"\r\n0\r\n\r\n"  # end of a chunked body (the generated bodies hold no CR/LF)
 
 
-def request(path: str, *, close: bool = True) -> bytes:
-    extra = "Connection: close\r\n" if close else ""
+def request(path: str, *, close: bool = True, headers: str = "") -> bytes:
+    """A GET of ``path``; ``headers``: more header lines, each ending with CRLF."""
+    extra = ("Connection: close\r\n" if close else "") + headers
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
 
 
@@ -145,7 +146,9 @@ def have_curl() -> bool:
     return shutil.which("curl") is not None
 
 
-def get_many(port: int, paths: list[str], *, timeout: float = 300.0) -> list[Transfer]:
+def get_many(
+    port: int, paths: list[str], *, timeout: float = 300.0, headers: str = ""
+) -> list[Transfer]:
     """Concurrent requests, one connection each, all read by one selector loop."""
     socks = [connect(port, timeout) for _ in paths]
     transfers = [Transfer() for _ in paths]
@@ -153,7 +156,7 @@ def get_many(port: int, paths: list[str], *, timeout: float = 300.0) -> list[Tra
     try:
         for sock, transfer, path in zip(socks, transfers, paths, strict=True):
             transfer.sent_at = time.perf_counter()
-            sock.sendall(request(path))
+            sock.sendall(request(path, headers=headers))
             sock.setblocking(False)
             sel.register(sock, selectors.EVENT_READ, transfer)
         left = len(socks)

@@ -127,8 +127,8 @@ def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def ratio(workload: Workload, metric: str, results: Results, targets: Sequence[str]) -> str:
-    """twisted_stream's median over the first reference target measured."""
-    ours = values_of(results, workload.name, "twisted_stream", metric)
+    """The subject's (twisted_stream's) median over the first reference target measured."""
+    ours = values_of(results, workload.name, workload.subject, metric)
     for ref in workload.reference:
         theirs = values_of(results, workload.name, ref, metric)
         if ours and theirs and ref in targets and statistics.median(theirs):

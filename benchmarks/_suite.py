@@ -100,7 +100,7 @@ class Suite:
             target,
             TARGETS[target].command(launch),
             launch.port,
-            cpus=self.pinned[1] if self.pinned else None,
+            cpus=self.pinned[1] if self.pinned and TARGETS[target].pinned else None,
         )
         if profile:
             self.profiles[server.pid] = profile

@@ -38,6 +38,7 @@ class Target:
     command: Callable[[Launch], list[str]]
     missing: Callable[[bool], str | None]  # why it cannot run (True: may install), or None
     in_smoke: bool = False  # run by --smoke without --targets: needs nothing beyond the project
+    pinned: bool = True  # on the server CPU; False: free to use every CPU (worker processes)
 
 
 def python_server(module: str) -> Callable[[Launch], list[str]]:
@@ -49,6 +50,23 @@ def python_server(module: str) -> Callable[[Launch], list[str]]:
         if launch.profile:
             cmd += ["--profile", launch.profile]
         return cmd
+
+    return command
+
+
+def streamweb_workers(count: int) -> Callable[[Launch], list[str]]:
+    """``twistd -n streamweb --workers count`` serving ``servers/streamweb_app.py``."""
+
+    def command(launch: Launch) -> list[str]:
+        twistd = (
+            "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+        )
+        return [
+            sys.executable, "-c", twistd, "-n", "--pidfile=", "streamweb",
+            "--workers", str(count), "--app", "benchmarks.servers.streamweb_app:resource",
+            "--port", f"tcp:{launch.port}:interface=127.0.0.1:backlog=4096",
+            "--logfile", os.devnull,
+        ]  # fmt: skip
 
     return command
 
@@ -167,6 +185,26 @@ TARGETS: dict[str, Target] = {
             frozenset({"files"}),
             nginx_command,
             nginx_missing,
+        ),
+        # twistd streamweb with one and with two worker processes (feature "workers"), both
+        # free to use both CPUs (the client's included): a second process only helps there.
+        Target(
+            "streamweb_1w",
+            "streamweb, 1 worker",
+            frozenset({"workers"}),
+            streamweb_workers(1),
+            needs_modules("twisted_stream"),
+            in_smoke=True,
+            pinned=False,
+        ),
+        Target(
+            "streamweb_2w",
+            "streamweb, 2 workers",
+            frozenset({"workers"}),
+            streamweb_workers(2),
+            needs_modules("twisted_stream"),
+            in_smoke=True,
+            pinned=False,
         ),
     ]
 }

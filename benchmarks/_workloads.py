@@ -53,6 +53,7 @@ class Workload:
     fresh_server: bool = False  # a new server for every trial (memory is measured)
     rounds: int = 3  # alternating rounds of a full run (--rounds overrides)
     reference: tuple[str, ...] = ("aiohttp",)  # twisted_stream's ratio is to the first here
+    subject: str = "twisted_stream"  # whose figures the ratio column divides
 
     def route(self, features: frozenset[str]) -> str | None:
         """The feature this workload uses on a target with ``features``, if any."""
@@ -112,6 +113,24 @@ def generated(trial: Trial) -> dict[str, float]:
         "chunks/s": n / transfer.seconds,
         "MB/s": n * size / transfer.seconds / MB,
         "server CPU s/GiB": cpu_per_gib(trial.usage, n * size),
+    }
+
+
+def concurrent_generated(trial: Trial) -> dict[str, float]:
+    """``clients`` generated streams at once (one connection each, one selector loop):
+    CPU-bound work that worker processes share out."""
+    p = trial.params
+    count, n, size = p["clients"], p["n"], p["size"]
+    probe = Probe(trial.server.pid)
+    headers = "Accept-Encoding: gzip\r\n" if p.get("gzip") else ""
+    transfers = clients.get_many(trial.server.port, [trial.path] * count, headers=headers)
+    trial.usage = probe.stop()
+    seconds = max(t.done_at for t in transfers) - min(t.sent_at for t in transfers)
+    total = count * n * size  # payload bytes (before compression)
+    return {
+        "chunks/s": count * n / seconds,
+        "payload MB/s": total / seconds / MB,
+        "server CPU s/GiB": cpu_per_gib(trial.usage, total),
     }
 
 
@@ -363,6 +382,28 @@ WORKLOADS: dict[str, Workload] = {
             full=SSE_FULL,
             smoke=SSE_SMOKE,
             fresh_server=True,
+        ),
+        Workload(
+            "workers_100b",
+            lambda p: f"{p['clients']} x {p['n']:,} x {size_text(p['size'])} chunks at once",
+            {"workers": "/gen?n={n}&size={size}"},
+            concurrent_generated,
+            (Metric("chunks/s"), Metric("payload MB/s", summary=False), CPU_GIB),
+            full={"clients": 8, "n": 500_000, "size": 100},
+            smoke={"clients": 2, "n": 2_000, "size": 100},
+            reference=("streamweb_1w",),
+            subject="streamweb_2w",
+        ),
+        Workload(
+            "workers_gzip",
+            lambda p: f"{p['clients']} x {p['n']:,} x {size_text(p['size'])} chunks gzipped",
+            {"workers": "/gzip?n={n}&size={size}"},
+            concurrent_generated,
+            (Metric("payload MB/s"), Metric("chunks/s", summary=False), CPU_GIB),
+            full={"clients": 8, "n": 20_000, "size": 4096, "gzip": True},
+            smoke={"clients": 2, "n": 64, "size": 4096, "gzip": True},
+            reference=("streamweb_1w",),
+            subject="streamweb_2w",
         ),
         Workload(
             "ttfb",

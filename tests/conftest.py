@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 from twisted_stream import StreamSite, stream_for
 from twisted_stream._engine._stream import Stream
 
+from .redis_server import RedisServer, redis_servers
 from .waiting import until
 
 
@@ -134,3 +135,9 @@ def logged_text(events: list[dict[str, Any]]) -> list[str]:
             text += f" [{failure.type.__name__}: {failure.value}]"
         texts.append(text)
     return texts
+
+
+@pytest.fixture
+def redis() -> Generator[RedisServer, None, None]:
+    """A real redis-server on a free port of 127.0.0.1, without persistence."""
+    yield from redis_servers()

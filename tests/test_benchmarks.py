@@ -65,7 +65,8 @@ def summary_rows(stdout: str) -> list[list[str]]:
 
 def test_suite_smoke_runs_every_workload(smokes: dict[str, Run]) -> None:
     """``python -m benchmarks --smoke`` runs every workload on twisted_stream (and the file
-    workloads on static.File too), and its summary has a twisted_stream figure in each row."""
+    workloads on static.File too, the worker workloads on streamweb with 1 and 2 workers),
+    and its summary has a twisted_stream figure in each row (streamweb's for the workers)."""
     done = smokes["suite"].result()
     assert done.returncode == 0, done.stdout + done.stderr
     for name in WORKLOADS:
@@ -74,7 +75,11 @@ def test_suite_smoke_runs_every_workload(smokes: dict[str, Run]) -> None:
     assert header[:3] == ["workload", "twisted_stream", "static.File"]
     titles = {row[0].partition(":")[0] for row in rows}
     assert len(titles) == len(WORKLOADS)
-    assert all(row[1] not in ("", "-") for row in rows)
+    workers = [row for row in rows if row[0].partition(":")[0].endswith(("at once", "gzipped"))]
+    assert all(row[1] not in ("", "-") for row in rows if row not in workers)
+    # The worker workloads compare twistd streamweb with 1 and with 2 worker processes.
+    assert len(workers) == 4
+    assert all(cell not in ("", "-") for row in workers for cell in row[-3:-1])
     assert "failures 0" in done.stdout
 
 
@@ -139,3 +144,19 @@ def test_benchmarks_use_the_public_api_only() -> None:
                 ):
                     private.append(f"{path.relative_to(PROJECT)}:{node.lineno} {module}")
     assert private == []
+
+
+def test_fanout_smoke_runs_both_setups() -> None:
+    """``python -m benchmarks.fanout --smoke`` publishes through one process and through two
+    processes sharing a channel in a redis-server of its own, and prints both latencies."""
+    import os
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the fan-out smoke: redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    done = run("benchmarks.fanout", "--smoke")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| one process | " in done.stdout
+    assert "| 2 processes + Redis | " in done.stdout

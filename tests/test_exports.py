@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import twisted_stream
 from twisted_stream import (
+    ChannelBackendError,
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
@@ -21,6 +22,7 @@ from twisted_stream import (
 
 PUBLIC = [
     "Channel",
+    "ChannelBackendError",
     "ChunkTypeError",
     "ContentLengthError",
     "ElementResource",
@@ -37,6 +39,7 @@ PUBLIC = [
     "Outcome",
     "Part",
     "ProducerOverflow",
+    "RedisBackend",
     "RequestBody",
     "RequestBodyError",
     "RequestBodyIncomplete",
@@ -58,6 +61,7 @@ PUBLIC = [
     "multipart_parts",
     "read_form",
     "request_body",
+    "set_channel_backend",
     "stream",
     "stream_element",
     "stream_events",
@@ -86,6 +90,7 @@ def test_every_error_is_a_stream_error() -> None:
     (a truncated file is an OSError, a bad chunk a TypeError, a malformed form a
     ValueError)."""
     for error in (
+        ChannelBackendError,
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,

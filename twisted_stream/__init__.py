@@ -3,14 +3,18 @@
 The package is layered; a module imports only from its own layer or lower ones (a test
 checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
 ``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
-``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap``.
+``_events``, ``_files`` < ``_ops`` < this module (the public API) < ``_demo`` < ``tap`` and
+``testing`` (our users' testing module).
 docs/guide/design.rst says more.
 """
 
+from ._backends._current import set_channel_backend
+from ._backends._redis import RedisBackend
 from ._engine._outcome import Outcome, StreamResult
 from ._engine._state import State
 from ._engine._stream import Stream, stream_for
 from ._errors import (
+    ChannelBackendError,
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
@@ -25,11 +29,12 @@ from ._errors import (
     StreamRejected,
     SubscriberOverflow,
 )
-from ._events._channel import Channel, Subscription
+from ._events._channel import Channel
 from ._events._event_stream import EventStreamResource, stream_events
 from ._events._jinja import stream_template
 from ._events._ndjson import NDJSONResource, stream_ndjson
 from ._events._sse import Event
+from ._events._subscription import Subscription
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
 from ._http._body import IStreamBodyResource, RequestBody, request_body
@@ -46,6 +51,7 @@ from ._sources._stream import stream
 
 __all__ = [
     "Channel",
+    "ChannelBackendError",
     "ChunkTypeError",
     "ContentLengthError",
     "ElementResource",
@@ -62,6 +68,7 @@ __all__ = [
     "Outcome",
     "Part",
     "ProducerOverflow",
+    "RedisBackend",
     "RequestBody",
     "RequestBodyError",
     "RequestBodyIncomplete",
@@ -83,6 +90,7 @@ __all__ = [
     "multipart_parts",
     "read_form",
     "request_body",
+    "set_channel_backend",
     "stream",
     "stream_element",
     "stream_events",

@@ -103,6 +103,11 @@ class MalformedRequestBody(RequestBodyError, ValueError):
         super().__init__(message, bytes_received, code=code)
 
 
+class ChannelBackendError(StreamError):
+    """A shared :class:`~twisted_stream.Channel`'s backend (Redis) did not accept an event:
+    it cannot be reached, or it answered with an error (the message says which)."""
+
+
 class StateError(StreamError, RuntimeError):
     """A signal arrived in a stream state where it cannot happen: a bug in the engine."""
 

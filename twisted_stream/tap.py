@@ -14,9 +14,11 @@ demo site as the default root.
 
 from __future__ import annotations
 
+from twisted.application.service import MultiService
+
 from ._demo import demo_resource
 from ._ops._options import TwistdOptions
-from ._ops._service import StreamWebService, build_service
+from ._ops._service import build_service
 
 __all__ = ["Options", "makeService"]
 
@@ -25,7 +27,7 @@ Options = TwistdOptions
 bad option and value and a pointer to ``--help``, exit status 2."""
 
 
-def makeService(options: Options) -> StreamWebService:
+def makeService(options: Options) -> MultiService:
     """Build the service ``twistd streamweb`` runs from parsed :class:`Options`: the
     ``--path`` or ``--app`` root, else the demo site."""
     root = options["root"]

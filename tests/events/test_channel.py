@@ -62,14 +62,23 @@ class FakeStream:
 # Publishing, ids and delivery.
 
 
+def published(d: Deferred) -> Event:  # type: ignore[type-arg]
+    """The event an in-process publish fired its Deferred with (at once)."""
+    got: list[object] = []
+    d.addBoth(got.append)
+    assert len(got) == 1 and isinstance(got[0], Event), got
+    return got[0]
+
+
 def test_publish_assigns_ids_and_returns_the_event() -> None:
-    """str items get the next number as id; Events without id get one; explicit ids stay."""
+    """str items get the next number as id; Events without id get one; explicit ids stay;
+    the Deferred publish returns has already fired with the event sent."""
     channel = Channel()
-    assert channel.publish("a") == Event("a", id="1")
-    assert channel.publish("b", event="tick") == Event("b", event="tick", id="2")
-    assert channel.publish(Event("c", retry=5)) == Event("c", id="3", retry=5)
-    assert channel.publish(Event("d", id="mine")) == Event("d", id="mine")
-    assert channel.publish("e").id == "4"
+    assert published(channel.publish("a")) == Event("a", id="1")
+    assert published(channel.publish("b", event="tick")) == Event("b", event="tick", id="2")
+    assert published(channel.publish(Event("c", retry=5))) == Event("c", id="3", retry=5)
+    assert published(channel.publish(Event("d", id="mine"))) == Event("d", id="mine")
+    assert published(channel.publish("e")).id == "4"
     with pytest.raises(TypeError):
         channel.publish(Event("x"), event="no")
     with pytest.raises(TypeError):
@@ -278,7 +287,7 @@ def test_subscribers_coming_and_going() -> None:
             assert received[sub] == live.pop(sub)
             sub.close()
         else:
-            event = channel.publish(f"s{step}")
+            event = published(channel.publish(f"s{step}"))
             for expected in live.values():
                 expected.append(event.data)
         assert channel.subscribers == len(live)

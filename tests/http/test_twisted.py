@@ -22,7 +22,7 @@ from twisted_stream._http._twisted import (
 )
 
 TWISTED_INTERNALS = re.compile(
-    r"""[.'"](_disconnected|_inFakeHead|_encoder|startedWriting|abortConnection|channel)\b"""
+    r"""[.'"](_disconnected|_inFakeHead|_encoder|startedWriting|abortConnection|channel)\b(?!-)"""
     r"|_GzipEncoder"
 )
 """Twisted's private attributes (and the channel), as attribute accesses or getattr names."""

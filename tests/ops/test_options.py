@@ -299,3 +299,32 @@ def test_twistd_options_exit_with_one_line(
     first, hint = err.splitlines()
     assert first.startswith(f"twistd streamweb: {message}")
     assert hint == HELP_HINT == "Run 'twistd streamweb --help' for the options."
+
+
+def test_workers_and_channel_backend() -> None:
+    """--workers defaults to 1 (one process) and 0 means one per usable CPU; the command
+    line is kept for the workers; --channel-backend takes a redis:// URL."""
+    import os
+
+    options = parse()
+    assert options["workers"] == 1 and options["channel-backend"] is None
+    assert parse("--workers", "3")["workers"] == 3
+    assert parse("--workers", "0")["workers"] == len(os.sched_getaffinity(0))
+    given = ["--workers", "2", "--channel-backend", "redis://127.0.0.1:6379/2", "-p", "0"]
+    options = parse(*given)
+    assert options["argv"] == given
+    assert options["channel-backend"] == "redis://127.0.0.1:6379/2"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--workers", "-1"], "--workers '-1' is negative"),
+        (["--workers", "many"], "--workers 'many' is not a whole number"),
+        (["--channel-backend", "http://h/0"], "--channel-backend: 'http://h/0' is not a redis"),
+        (["--channel-backend", "redis://h/x"], "the database 'x' is not a number"),
+    ],
+)
+def test_bad_workers_and_backends_are_usage_errors(args: list[str], expected: str) -> None:
+    """A bad worker count or backend URL is a one-line usage error naming the option."""
+    assert expected in usage_error(*args)

@@ -97,3 +97,20 @@ async def test_streams_ended_at_shutdown_get_their_access_log_line(
     assert '"GET /endless HTTP/1.1" 200 5 ' in lines
     assert '"GET /unfinished HTTP/1.1" 200 5 ' in lines
     assert site._logFile is None
+
+
+def test_a_site_can_name_the_channel_backend() -> None:
+    """StreamSite(channel_backend=url) makes the named channels of the process shared
+    through that Redis (for applications that do not use the plugin)."""
+    from twisted.web.resource import Resource
+
+    from twisted_stream import Channel, RedisBackend, set_channel_backend
+    from twisted_stream._backends._current import channel_backend
+
+    try:
+        StreamSite(Resource(), channel_backend="redis://127.0.0.1:1/0")
+        backend = channel_backend()
+        assert isinstance(backend, RedisBackend) and str(backend.address).endswith(":1/0")
+        assert Channel("news").shared
+    finally:
+        set_channel_backend(None)

@@ -1,3 +1,3 @@
-"""Where channels keep what they publish: in this process now (:mod:`._memory`), shared
-between processes later (Redis). Generic over the item kept; imports nothing of
-twisted_stream, so ``_events`` builds on it."""
+"""Where channels keep what they publish: in this process (:mod:`._memory`), or shared between
+processes and hosts through Redis (:mod:`._redis`). Generic (items, or entries of ids and
+byte fields); imports nothing of ``_events``, which builds on it."""

@@ -9,40 +9,40 @@ one gap marker), so memory never grows with a slow subscriber. The channel keeps
 ``history`` events, so a client reconnecting with ``Last-Event-ID`` is first sent what it
 missed. Everything here runs on the reactor thread (from another thread, publish with
 ``reactor.callFromThread(channel.publish, ...)``).
+
+A named channel with a shared backend configured (:func:`set_channel_backend`) is one
+channel across processes and hosts: its events go through the backend (Redis), which
+assigns their ids and keeps the history; each process delivers them to its own subscribers
+(:class:`_SharedFeed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-from typing import Literal, Protocol
+from collections.abc import Sequence
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from .._backends._current import channel_backend
 from .._backends._memory import MemoryBackend
-from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
-from .._errors import SubscriberOverflow
-from .._sources._heartbeat import HEARTBEAT
-from .._types import Clock
+from .._backends._shared import Entry, Fields, SharedBackend
 from ._sse import Event
+from ._subscription import Overflow, Subscription, _State
 
-Overflow = Literal["disconnect", "drop-oldest"]
-
-
-class _Abortable(Protocol):
-    def abort(self, reason: str = ...) -> None: ...
-
-
-class _State(enum.Enum):
-    OPEN = "open"
-    ENDED = "ended"  # the channel was closed: EOF once the queue is drained
-    OVERFLOWED = "overflowed"
-    CLOSED = "closed"
+_log = Logger(namespace="twisted_stream.channels")
 
 
 class Channel:
     """Publish events once to every subscribed stream.
+
+    ``name`` (optional) names the channel: with a shared backend configured
+    (:func:`set_channel_backend`, the ``StreamSite`` setting ``channel_backend`` or the
+    plugin's ``--channel-backend``), every ``Channel`` of that name in any process on any
+    host is one channel: a ``publish()`` anywhere reaches subscribers everywhere, in publish
+    order, and the backend assigns the ids and keeps the history. Without a backend, or
+    without a name, the channel lives in this process.
 
     ``history`` events are kept for ``Last-Event-ID`` resumes. Each subscriber queues at
     most ``queue_size`` events while its client is not reading; past that, ``overflow``
@@ -52,70 +52,111 @@ class Channel:
     events lost (empty when unknown).
 
     Serve it with ``stream_events(request, channel)``, ``EventStreamResource(channel)`` or
-    ``stream_events(request, lambda last_id: channel.subscribe(last_id))``.
+    ``stream_events(request, lambda last_id: channel.subscribe(last_id))``; in Python,
+    ``async for event in channel.subscribe(): ...``.
     """
 
     def __init__(
         self,
+        name: str | None = None,
         *,
         history: int = 100,
         queue_size: int = 256,
         overflow: Overflow = "disconnect",
         gap_event: str = "gap",
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"a channel's name must be a non-empty str, not {name!r}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, not {queue_size}")
         if overflow not in ("disconnect", "drop-oldest"):
             raise ValueError(f'overflow must be "disconnect" or "drop-oldest", not {overflow!r}')
         Event("", event=gap_event)  # validates the name
+        self.name = name
         self.queue_size = queue_size
         self.overflow: Overflow = overflow
         self.gap_event = gap_event
+        self._history_size = history
         self._backend: MemoryBackend[Event] = MemoryBackend(history)
         self._subscribers: dict[Subscription, None] = {}
         self._closed = False
+        self._feed: _SharedFeed | None = None
+        self._resolved = False
+
+    @property
+    def shared(self) -> bool:
+        """Whether this channel goes through a shared backend (decided when first used)."""
+        return self._shared_feed() is not None
 
     @property
     def subscribers(self) -> int:
-        """How many subscriptions are open."""
+        """How many subscriptions are open (in this process)."""
         return len(self._subscribers)
 
     @property
     def history(self) -> list[Event]:
-        """The events kept for resumes, oldest first."""
+        """The events kept for resumes, oldest first (of a shared channel: the last ones
+        this process delivered; the backend keeps the full history)."""
         return self._backend.history()
 
-    def publish(self, item: str | Event, *, event: str | None = None) -> Event:
-        """Send ``item`` to every subscriber; return the :class:`Event` sent.
+    def _shared_feed(self) -> _SharedFeed | None:
+        if not self._resolved:
+            self._resolved = True
+            backend = channel_backend()
+            if backend is not None and self.name is not None:
+                self._feed = _SharedFeed(self, self.name, backend)
+        return self._feed
 
-        A ``str`` is the event's data (``event`` names its type). An event without an ``id``
-        is given the channel's next number as its id; one with an id keeps it.
+    def publish(self, item: str | Event, *, event: str | None = None) -> Deferred[Event]:
+        """Send ``item`` to every subscriber; a Deferred firing with the :class:`Event`
+        sent.
+
+        A ``str`` is the event's data (``event`` names its type). An in-process channel
+        gives an event without an ``id`` its next number as id (one with an id keeps it),
+        delivers it at once and returns a Deferred that has already fired. A shared channel
+        sends it to the backend, which assigns its id (an event with an id of its own is a
+        ``ValueError``): the Deferred fires once the backend accepted it, or fails with
+        :class:`~twisted_stream.ChannelBackendError` when it cannot (not reachable, or an
+        error). ``RuntimeError`` once the channel is closed.
         """
         if self._closed:
             raise RuntimeError("publish on a closed Channel")
+        feed = self._shared_feed()
         if isinstance(item, str):
-            sent = Event(item, event=event, id=self._backend.next_id())
+            sent = Event(item, event=event)
         elif isinstance(item, Event):
             if event is not None:
                 raise TypeError("event= is for str items; set it on the Event")
             sent = item
-            if item.id is None:
-                sent = dataclasses.replace(item, id=self._backend.next_id())
         else:
             raise TypeError(f"publish takes a str or an Event, not {type(item).__qualname__}")
+        if feed is not None:
+            return feed.publish(sent)
+        if sent.id is None:
+            sent = dataclasses.replace(sent, id=self._backend.next_id())
+        self._deliver(sent)
+        return succeed(sent)
+
+    def _deliver(self, sent: Event) -> None:
         self._backend.keep(sent)
         for subscriber in list(self._subscribers):
             subscriber._push(sent)
-        return sent
 
     def subscribe(self, last_event_id: str | None = None, *, replay: int = 0) -> Subscription:
         """A new subscription; with ``last_event_id`` it first replays the events published
         after that one. If that id is no longer (or never was) in the history, the whole
         history is replayed after a gap marker. Without ``last_event_id``, the last
-        ``replay`` events of the history are replayed (e.g. 1 to send the current state)."""
+        ``replay`` events of the history are replayed (e.g. 1 to send the current state).
+        Of a shared channel, the replay comes from the backend: live events wait behind it.
+        """
         subscription = Subscription(self)
         if self._closed:
             subscription._state = _State.ENDED
+            return subscription
+        feed = self._shared_feed()
+        self._subscribers[subscription] = None
+        if feed is not None:
+            feed.subscribed(subscription, last_event_id, replay)
             return subscription
         if last_event_id is None and replay > 0:
             subscription._queue = self._backend.last(min(replay, self.queue_size))
@@ -129,181 +170,120 @@ class Channel:
             elif excess > 0:
                 subscription._gap = excess
             subscription._queue = missed
-        self._subscribers[subscription] = None
         return subscription
 
     def close(self) -> None:
         """End every subscription (each stream finishes once its queue is sent) and refuse
-        further publishing; later subscriptions end at once."""
+        further publishing; later subscriptions end at once. (Of a shared channel, this
+        process's channel only.)"""
         self._closed = True
         subscribers, self._subscribers = self._subscribers, {}
         for subscriber in subscribers:
             subscriber._end()
+        if self._feed is not None:
+            self._feed.left()
 
     def _remove(self, subscription: Subscription) -> None:
         self._subscribers.pop(subscription, None)
+        if not self._subscribers and self._feed is not None:
+            self._feed.left()
 
 
-class Subscription:
-    """One subscriber of a :class:`Channel`: a source of event-stream bytes.
+def _fields(event: Event) -> Fields:
+    """An event without its id as backend fields."""
+    fields = [(b"data", event.data.encode("utf-8"))]
+    if event.event is not None:
+        fields.append((b"event", event.event.encode("utf-8")))
+    if event.retry is not None:
+        fields.append((b"retry", b"%d" % event.retry))
+    return tuple(fields)
 
-    Use it as the source of :func:`~twisted_stream.stream_events`, which also turns on its
-    heartbeat (:meth:`heartbeat`: built in rather than a wrapper, so a published event costs
-    one Deferred per subscriber). It leaves the channel when its stream ends (:meth:`close`).
-    """
 
-    __slots__ = (
-        "_channel",
-        "_clock",
-        "_gap",
-        "_interval",
-        "_last",
-        "_queue",
-        "_state",
-        "_timer",
-        "_waiter",
-        "stream",
+def _event(entry: Entry) -> Event:
+    """The event an entry of the backend carries, with the entry's id."""
+    kind = entry.get(b"event")
+    retry = entry.get(b"retry")
+    return Event(
+        (entry.get(b"data") or b"").decode("utf-8"),
+        event=kind.decode("utf-8") if kind is not None else None,
+        id=entry.id,
+        retry=int(retry) if retry is not None else None,
     )
 
-    def __init__(self, channel: Channel) -> None:
+
+class _SharedFeed:
+    """A named :class:`Channel`'s link to a shared backend: it listens while the channel
+    has subscribers, turns entries into events once per process, and replays resumes."""
+
+    def __init__(self, channel: Channel, name: str, backend: SharedBackend) -> None:
         self._channel = channel
-        self._queue: list[Event] = []
-        self._waiter: Deferred[Ready] | None = None
-        self._gap = 0
-        """Events lost before the queue's head: -1 when unknown, 0 for none."""
-        self._state = _State.OPEN
-        self._clock: Clock | None = None
-        self._interval = 0.0
-        self._last = 0.0
-        self._timer: IDelayedCall | None = None
-        self.stream: _Abortable | None = None
-        """The stream serving this subscription, aborted when the queue overflows with
-        ``overflow="disconnect"`` (set by :func:`~twisted_stream.stream_events`)."""
+        self._name = name
+        self._backend = backend
+        self._listening = False
 
-    @property
-    def finished(self) -> bool:
-        """True once nothing more will come: the channel was closed and the queue is empty,
-        or the subscription was closed."""
-        return self._state in (_State.ENDED, _State.CLOSED) and not self._queue
+    def publish(self, event: Event) -> Deferred[Event]:
+        if event.id is not None:
+            raise ValueError(
+                "a shared channel's event ids are assigned by its backend: "
+                f"publish Event(..., id=None), not id={event.id!r}"
+            )
+        accepted = self._backend.append(self._name, _fields(event), self._channel._history_size)
+        return accepted.addCallback(lambda entry_id: dataclasses.replace(event, id=entry_id))
 
-    @property
-    def queued(self) -> int:
-        """Events waiting to be read."""
-        return len(self._queue)
-
-    def heartbeat(self, interval: float, clock: Clock) -> None:
-        """Send :data:`~._heartbeat.HEARTBEAT` after every ``interval`` seconds in which
-        nothing was sent, measured on ``clock`` (an ``IReactorTime``)."""
-        if not interval > 0:
-            raise ValueError(f"heartbeat interval must be positive, not {interval}")
-        self._interval = interval
-        self._clock = clock
-        self._last = clock.seconds()
-
-    def attach(self, stream: _Abortable | None) -> None:
-        """Abort ``stream`` (the one serving this subscription) if the queue overflows with
-        ``overflow="disconnect"``; :func:`~twisted_stream.stream_events` calls this."""
-        if self._state is _State.OPEN:
-            self.stream = stream
-
-    def _push(self, event: Event) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if self._clock is not None:
-                self._last = self._clock.seconds()
-            waiter.callback(event._wire)
+    def subscribed(self, subscription: Subscription, last_id: str | None, replay: int) -> None:
+        if not self._listening:
+            self._listening = True
+            self._backend.listen(self._name, self)
+        if last_id is None and replay <= 0:
             return
-        if self._state is not _State.OPEN:
-            return  # closed during this publish
-        queue = self._queue
+        subscription._replaying = True
+        replaying = Deferred.fromCoroutine(self._replay(subscription, last_id, replay))
+        replaying.addErrback(self._replay_failed)
+
+    def _replay_failed(self, failure: Failure) -> None:
+        if not failure.check(CancelledError):  # CancelledError: nobody listens any more
+            _log.failure("Replaying channel {name} failed", failure, name=self._name)
+
+    async def _replay(self, subscription: Subscription, last_id: str | None, count: int) -> None:
+        backend = self._backend
+        upto = await backend.position(self._name)
+        size = self._channel.queue_size
+        if last_id is None:
+            entries = await backend.read_last(self._name, min(count, size), upto)
+            subscription._replayed([_event(e) for e in entries], 0, lambda _: False)
+            return
+        found = await backend.read_range(self._name, last_id, upto)
+        missed = found.entries[-self._channel._history_size :] if found.entries else []
+        gap = len(found.entries) - len(missed) if found.known else -1
+        if found.known and backend.precedes(upto, last_id):
+            # The client saw events this process has not delivered yet: skip those.
+            def drop(event: Event) -> bool:
+                return event.id is not None and not backend.precedes(last_id, event.id)
+        else:
+
+            def drop(event: Event) -> bool:
+                return False
+
+        subscription._replayed([_event(e) for e in missed], gap, drop)
+
+    def left(self) -> None:
+        if self._listening and not self._channel._subscribers:
+            self._listening = False
+            self._backend.unlisten(self._name, self)
+
+    # FeedListener.
+
+    def entries(self, entries: Sequence[Entry]) -> None:
         channel = self._channel
-        if len(queue) < channel.queue_size:
-            queue.append(event)
-            return
-        if channel.overflow == "drop-oldest":
-            del queue[0]
-            queue.append(event)
-            if self._gap >= 0:
-                self._gap += 1
-            return
-        self._state = _State.OVERFLOWED
-        self._queue = []
-        channel._remove(self)
-        if self.stream is not None:
-            self.stream.abort("event subscriber too slow: its queue overflowed")
+        for entry in entries:
+            try:
+                event = _event(entry)
+            except (ValueError, TypeError) as e:
+                _log.warn("Skipped a malformed entry {id} of channel {name}: {e}",
+                          id=entry.id, name=self._name, e=e)  # fmt: skip
+                continue
+            channel._deliver(event)
 
-    def _end(self) -> None:
-        if self._state is not _State.OPEN:
-            return
-        self._state = _State.ENDED
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.callback(EOF)
-
-    def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
-        queue = self._queue
-        gap = self._gap
-        if gap:
-            self._gap = 0
-            marker = Event("" if gap < 0 else str(gap), event=self._channel.gap_event)
-            queue.insert(0, marker)
-        if queue:
-            if self._clock is not None:
-                self._last = self._clock.seconds()
-            if len(queue) == 1:
-                return queue.pop()._wire
-            size = 0
-            taken = 0
-            for event in queue:
-                size += len(event._wire)
-                taken += 1
-                if size >= limit:
-                    break
-            parts = [event._wire for event in queue[:taken]]
-            del queue[:taken]
-            return b"".join(parts)
-        state = self._state
-        if state is _State.OPEN:
-            waiter: Deferred[Ready] = Deferred()
-            self._waiter = waiter
-            if self._clock is not None and self._timer is None:
-                self._arm()
-            return waiter
-        if state is _State.OVERFLOWED:
-            raise SubscriberOverflow("the subscriber's event queue overflowed")
-        return EOF
-
-    def _arm(self) -> None:
-        clock = self._clock
-        assert clock is not None
-        delay = self._last + self._interval - clock.seconds()
-        self._timer = clock.callLater(delay if delay > 0 else 0, self._beat)
-
-    def _beat(self) -> None:
-        # The timer is not pushed back by each event (that would cost every subscriber a
-        # reset per event): when it fires early it is armed again for the rest.
-        self._timer = None
-        waiter = self._waiter
-        clock = self._clock
-        if waiter is None or clock is None:
-            return  # not waiting: the stream is writing, paused, or over
-        now = clock.seconds()
-        if now - self._last < self._interval:
-            self._arm()
-            return
-        self._waiter = None
-        self._last = now
-        waiter.callback(HEARTBEAT)
-
-    def close(self) -> None:
-        """Leave the channel and drop anything queued."""
-        if self._state is _State.OPEN:
-            self._channel._remove(self)
-        self._state = _State.CLOSED
-        self._queue = []
-        self._waiter = None
-        self.stream = None
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+    def gap(self) -> None:
+        for subscriber in list(self._channel._subscribers):
+            subscriber._lost()

@@ -27,8 +27,9 @@ from .._sources._adapt import adapt_for
 from .._sources._heartbeat import HeartbeatSource
 from .._sources._stream import default_reactor, stream_source
 from .._types import Reactor, StreamRequest
-from ._channel import Channel, Subscription
+from ._channel import Channel
 from ._sse import CONTENT_TYPE, check_retry, convert_event, last_event_id
+from ._subscription import Subscription
 
 DEFAULT_HEARTBEAT = 15.0
 
@@ -94,7 +95,7 @@ def stream_events(
         raise ValueError(f"heartbeat must not be negative, not {heartbeat}")
     retry_bytes = b"retry: %d\n\n" % check_retry(retry) if retry is not None else b""
     merged = settings_for(request).replace(**settings)
-    reactor = default_reactor(reactor)
+    reactor = default_reactor(reactor, request)
     headers = request.responseHeaders
     headers.setRawHeaders(b"content-type", [CONTENT_TYPE])
     headers.setRawHeaders(b"cache-control", [b"no-store"])

@@ -298,3 +298,15 @@ def write_access_log(request: StreamRequest) -> None:
     log = getattr(factory, "log", None)
     if log is not None:
         log(request)
+
+
+def connection_state(protocol: object) -> tuple[object | None, int | None]:
+    """The transport of a connection a ``Site`` built ``protocol`` for (None until it is
+    connected) and how many requests it has in progress (None when it cannot tell, e.g. an
+    HTTP/2 connection). ``Site`` builds a ``_GenericHTTPChannelProtocol`` wrapping the
+    ``HTTPChannel`` that carries the transport and the ``requests`` list."""
+    channel = getattr(protocol, "_channel", protocol)
+    requests = getattr(channel, "requests", None)
+    return getattr(channel, "transport", None), len(requests) if isinstance(
+        requests, list
+    ) else None

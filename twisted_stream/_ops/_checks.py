@@ -11,9 +11,11 @@ import os
 import re
 import sys
 
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 
+from .._backends._redis_address import RedisAddress
 from .._files._resource import FileResource
 
 
@@ -118,3 +120,40 @@ def file_resource(path: str, *, listing: bool) -> IResource:
         return FileResource(full, listing=listing)
     except (OSError, ValueError) as e:
         raise usage.UsageError(f"--path {path!r}: {one_line(e)}") from None
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a whole number, 0 meaning one per CPU this process may use."""
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        raise usage.UsageError(f"--workers {text!r} is not a whole number") from None
+    if count < 0:
+        raise usage.UsageError(f"--workers {text!r} is negative")
+    if count == 0:
+        getaffinity = getattr(os, "sched_getaffinity", None)
+        count = len(getaffinity(0)) if getaffinity is not None else os.cpu_count() or 1
+    return count
+
+
+def check_channel_backend(url: str | None) -> str | None:
+    """``--channel-backend``: a well-formed ``redis://`` URL (reachability is checked when
+    the server starts)."""
+    if url is None:
+        return None
+    try:
+        RedisAddress.parse(url)
+    except ValueError as e:
+        raise usage.UsageError(f"--channel-backend: {one_line(e)}") from None
+    return url
+
+
+def listen_failure(error: Exception) -> BaseException:
+    """What to raise when a port cannot be had at startup: ``SystemExit`` with one line (as
+    for a usage error, not a traceback) for a listening error, else ``error`` itself."""
+    if isinstance(error, CannotListenError):
+        where = f"{error.interface or '*'}:{error.port}"
+        return SystemExit(f"twistd streamweb: cannot listen on {where}: {error.socketError}")
+    if isinstance(error, OSError):
+        return SystemExit(f"twistd streamweb: cannot listen: {one_line(error)}")
+    return error

@@ -13,7 +13,14 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 
 from .._settings import StreamSettings
-from ._checks import check_header, file_resource, load_app, one_line
+from ._checks import (
+    check_channel_backend,
+    check_header,
+    file_resource,
+    load_app,
+    one_line,
+    worker_count,
+)
 from ._endpoints import check_endpoint
 from ._reflect import SETTING_OPTIONS, parse_float
 from ._shutdown import DEFAULT_CLOSE_TIMEOUT, DEFAULT_GRACE_PERIOD
@@ -87,6 +94,20 @@ class Options(usage.Options):
         ],
         ["metrics", None, None, "Serve Prometheus metrics of the streams at this path."],
         [
+            "workers",
+            None,
+            "1",
+            "Worker processes serving the same ports (0: one per CPU); 1 serves in this "
+            "process. SIGHUP replaces them one at a time.",
+        ],
+        [
+            "channel-backend",
+            None,
+            None,
+            "Share named Channels across processes and hosts through this Redis server "
+            "(redis://host:port/db).",
+        ],
+        [
             "status",
             None,
             None,
@@ -133,6 +154,13 @@ class Options(usage.Options):
         self["logfile"] = self._logfile()
         self["root"] = self._root()
         self["mounts"] = self._mounts()
+        self["workers"] = worker_count(self["workers"])
+        self["channel-backend"] = check_channel_backend(self["channel-backend"])
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        # Kept to start worker processes with the same command line.
+        self["argv"] = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def _ports(self) -> list[str]:
         given = [("port", self["port"])] if self["port"] is not None else []
@@ -223,7 +251,7 @@ class TwistdOptions(Options):
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         try:
-            super().parseOptions(options)  # type: ignore[no-untyped-call]
+            super().parseOptions(options)
         except usage.UsageError as e:
             sys.stderr.write(f"twistd streamweb: {usage_message(e)}\n{HELP_HINT}\n")
             sys.stderr.flush()

@@ -49,6 +49,7 @@ from zope.interface import implementer
 
 from .._engine._outcome import Outcome
 from .._http._methods import MethodsResource
+from ._cluster import site_figures
 from ._metrics import TTFB_BUCKETS, UPLOAD_OUTCOMES
 from ._site import StreamSite
 
@@ -81,8 +82,7 @@ class Family:
 
 def families(site: StreamSite) -> list[Family]:
     """The site's metrics as families, read now."""
-    metrics = site.metrics
-    snap = metrics.snapshot(site.active_streams, site.active_uploads)
+    metrics, snap = site_figures(site)  # of every worker, under --workers N
     outcomes = tuple(
         Sample("", (("outcome", outcome.value),), float(metrics.ended[outcome]))
         for outcome in Outcome

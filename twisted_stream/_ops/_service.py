@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from .._settings import StreamSettings
-from ._announce import AnnouncingEndpoint
-from ._checks import one_line
+from ._announce import AnnouncingEndpoint, announcements
+from ._channels import ChannelBackendService
+from ._checks import listen_failure
 from ._mounts import Mounts
 from ._prometheus import MetricsResource
 from ._shutdown import DEFAULT_CLOSE_TIMEOUT, GracefulShutdown
 from ._site import StreamSite
 from ._status import StatusResource
+from ._worker import FIRST_PORT_FD, WorkerConfig, WorkerService, adopted_port
+from ._workers import WorkerParent
 
 
 class _StdoutLog:
@@ -89,14 +92,20 @@ class StreamWebService(MultiService):
         serving: str = "the site",
         pages: Mapping[str, str] | None = None,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        adopt: Callable[[str, int], IService] | None = None,
     ) -> None:
+        """``adopt(description, n)``, in a worker of ``--workers N``, makes the service of
+        the ``n``-th port from the socket its parent passed (:func:`~._worker.adopted_port`)."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.site = site
         self.ports = tuple(ports)
         # First child, so it is stopped last: after the ports stopped listening.
         self.shutdown = GracefulShutdown(site, grace_period, close_timeout=close_timeout)
         self.shutdown.setServiceParent(self)  # type: ignore[no-untyped-call]
-        for description in self.ports:
+        for n, description in enumerate(self.ports):
+            if adopt is not None:  # a worker: its parent announced the URLs
+                adopt(description, n).setServiceParent(self)
+                continue
             port = strports.service(description, site)
             port.endpoint = AnnouncingEndpoint(
                 port.endpoint,
@@ -111,21 +120,38 @@ class StreamWebService(MultiService):
         # the process with one line, like a usage error, not a traceback.
         try:
             super().privilegedStartService()  # type: ignore[no-untyped-call]
-        except CannotListenError as e:
-            where = f"{e.interface or '*'}:{e.port}"
-            raise SystemExit(
-                f"twistd streamweb: cannot listen on {where}: {e.socketError}"
-            ) from None
-        except OSError as e:
-            raise SystemExit(f"twistd streamweb: cannot listen: {one_line(e)}") from None
+        except (CannotListenError, OSError) as e:
+            raise listen_failure(e) from None
 
 
 def build_service(
     options: usage.Options, root: IResource, serving: str | None = None
-) -> StreamWebService:
+) -> MultiService:
     """The service for parsed :class:`~._options.Options`, serving ``root`` (with the
     ``--metrics`` and ``--status`` pages mounted in front of it); ``serving`` says what
-    ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given)."""
+    ``root`` is in the start-up lines (by default the ``--path`` or ``--app`` given). With
+    ``--workers N``, the parent of N worker processes, each of which runs this again."""
+    if serving is None:
+        if options["path"] is not None:
+            serving = f"the files under {options['path']}"
+        else:
+            serving = f"{options['app']}" if options["app"] is not None else "the site"
+    labels = {"status": "the status page", "metrics": "the metrics"}
+    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
+    worker = WorkerConfig.from_env()
+    backend = options["channel-backend"]
+    if worker is None and options["workers"] > 1:
+        parent = WorkerParent(
+            options["argv"],
+            options["ports"],
+            options["workers"],
+            options["grace-period"],
+            announce=lambda address, tls: announcements(address, tls, serving, urls),
+        )
+        if backend is not None:
+            checked = ChannelBackendService(backend, None)
+            checked.setServiceParent(parent)  # type: ignore[no-untyped-call]
+        return parent
     pages: dict[str, IResource] = {}
     for path, kind in options["mounts"].items():
         pages[path] = StatusResource() if kind == "status" else MetricsResource()
@@ -141,18 +167,25 @@ def build_service(
     for page in pages.values():
         if isinstance(page, StatusResource):
             page.history(site)  # the charts cover the time since start-up
-    if serving is None:
-        if options["path"] is not None:
-            serving = f"the files under {options['path']}"
-        else:
-            serving = f"{options['app']}" if options["app"] is not None else "the site"
-    labels = {"status": "the status page", "metrics": "the metrics"}
-    urls = {labels[kind]: path for path, kind in options["mounts"].items()}
-    return StreamWebService(
+    service = StreamWebService(
         site,
         options["ports"],
         options["grace-period"],
         serving=serving,
         pages=urls,
         close_timeout=options["close-timeout"],
+        adopt=None
+        if worker is None
+        else lambda description, n: adopted_port(description, FIRST_PORT_FD + n, site),
     )
+    if backend is not None:
+        channels = ChannelBackendService(backend, service.shutdown)
+        channels.setServiceParent(service)  # type: ignore[no-untyped-call]
+    if worker is not None:
+        status = StatusResource(site)  # the rows of this worker's streams, for the others
+        reports = WorkerService(
+            worker, site, service.shutdown, lambda s: status.local_snapshot(s)["streams"]
+        )
+        # Last: it says "ready" once the ports listen.
+        reports.setServiceParent(service)  # type: ignore[no-untyped-call]
+    return service

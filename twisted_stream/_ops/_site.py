@@ -8,6 +8,8 @@ from typing import Any
 from twisted.internet.defer import DeferredList
 from twisted.web.server import Site
 
+from .._backends._current import set_channel_backend
+from .._backends._shared import SharedBackend
 from .._engine._stream import Stream
 from .._http._body import RequestBody
 from .._http._clients import ClientConnections
@@ -47,9 +49,18 @@ class StreamSite(Site):
     per stream whatever window the client grants; None without the ``http2`` extra."""
 
     def __init__(
-        self, resource: Any, *args: Any, settings: StreamSettings | None = None, **kwargs: Any
+        self,
+        resource: Any,
+        *args: Any,
+        settings: StreamSettings | None = None,
+        channel_backend: str | SharedBackend | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``channel_backend`` (a ``redis://`` URL or a backend) shares the named channels of
+        this process through it, as :func:`~twisted_stream.set_channel_backend` does."""
         super().__init__(resource, *args, **kwargs)  # type: ignore[no-untyped-call]
+        if channel_backend is not None:
+            set_channel_backend(channel_backend)
         self.stream_settings = settings if settings is not None else StreamSettings()
         self.active_streams: set[Stream] = set()
         self.active_uploads: set[RequestBody] = set()

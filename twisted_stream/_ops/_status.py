@@ -56,6 +56,7 @@ from .._events._sse import Event
 from .._http._methods import MethodsResource
 from .._sources._stream import default_reactor
 from .._types import Reactor, StreamRequest
+from ._cluster import cluster_of
 from ._site import StreamSite
 from ._status_page import CONTENT_SECURITY_POLICY, render_page, script_json
 from ._status_snapshot import (
@@ -168,7 +169,15 @@ class StatusResource(MethodsResource):
     def snapshot(self, site: StreamSite, rates: Rates | None = None) -> Snapshot:
         """The site's active streams (status feeds left out), their counts and the site's
         totals as a JSON-ready mapping; ``rates`` measures each stream's rate since the
-        previous snapshot of one feed (None: its average since it started)."""
+        previous snapshot of one feed (None: its average since it started). Served by a
+        worker of ``--workers N``: the streams and totals of every worker, each stream row
+        with its ``worker`` (the charts' history stays this worker's)."""
+        local = self.local_snapshot(site, rates)
+        cluster = cluster_of(site)
+        return local if cluster is None else cluster.merge_status(local)
+
+    def local_snapshot(self, site: StreamSite, rates: Rates | None = None) -> Snapshot:
+        """:meth:`snapshot` of the streams of this process only."""
         ledger = ledger_of(site)
         now = site.monotonic()
         active, paused_for = self._observe(site, now)

@@ -206,6 +206,7 @@
       else if (s.ttfb === null) cell(row, "ttfb", "waiting " + duration(s.age), "num pending");
       else cell(row, "ttfb", duration(s.ttfb), "num");
       cell(row, "age", duration(s.age), "num");
+      if ("worker" in s) cell(row, "worker", String(s.worker), "num");
       tbody.appendChild(row);
     });
     Object.keys(sparks).forEach(function (id) { if (!seen[id]) delete sparks[id]; });

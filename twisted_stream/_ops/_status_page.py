@@ -153,6 +153,7 @@ def stream_row_html(row: Mapping[str, Any]) -> str:
         + f"{escape(badge)}</span></td>"
         + ttfb
         + _cell("age", format_duration(row["age"]), "num")
+        + (_cell("worker", str(row["worker"]), "num") if "worker" in row else "")
         + "</tr>"
     )
 
@@ -184,6 +185,8 @@ def shown_text(snap: Mapping[str, Any]) -> str:
 def render_page(snap: Mapping[str, Any], window: float = HISTORY_SECONDS) -> str:
     """The HTML page for the snapshot ``snap``, with the script that keeps it live and
     charts covering ``window`` seconds."""
+    # Under --workers N every stream row names its worker.
+    columns = (*COLUMNS, ("worker", "worker")) if "workers" in snap else COLUMNS
     totals = snap["totals"]
     count = totals.get("ttfb_seconds_count", 0)
     outcomes = [[outcome.value, label] for outcome, label in _OUTCOME_LABELS.items()]
@@ -222,7 +225,7 @@ def render_page(snap: Mapping[str, Any], window: float = HISTORY_SECONDS) -> str
         ),
         head="".join(
             f'<th data-col="{col}"{_NUMERIC.get(col, "")}>{escape(title)}</th>'
-            for col, title in COLUMNS
+            for col, title in columns
         ),
         rows="".join(stream_row_html(row) for row in snap["streams"]),
         shown=escape(shown_text(snap)),

@@ -10,6 +10,7 @@ from typing import cast
 
 from .._engine._source import Source
 from .._engine._stream import start_stream, stream_for
+from .._http._twisted import site_of
 from .._settings import StreamSettings, settings_for
 from .._types import Reactor, StreamRequest
 from ._adapt import adapt_for
@@ -51,7 +52,10 @@ def stream(
     fixed table by its name, as ``FileResource`` does (``application/octet-stream`` when
     unknown), and files are sent with ``X-Content-Type-Options: nosniff``. The remaining
     keywords override the :class:`StreamSettings` of the site (:class:`StreamSite`) for
-    this response. Raises ``TypeError`` for a source of no known kind.
+    this response. The stream's timers and threads report to ``reactor``, by default the
+    site's (the global reactor unless the site was built with another, such as the fake
+    clock of :mod:`twisted_stream.testing`). Raises ``TypeError`` for a source of no known
+    kind.
     """
     settings = settings_for(request).replace(
         buffer_size=buffer_size,
@@ -62,7 +66,7 @@ def stream(
         deadline=deadline,
         compress=compress,
     )
-    reactor = default_reactor(reactor)
+    reactor = default_reactor(reactor, request)
     file_type = file_content_type(source)
     if file_type is not None:
         # A file's bytes are data: typed from the fixed table like FileResource, never
@@ -106,7 +110,7 @@ def stream_source(
     ``flush_headers`` and ``endless`` are those of
     :func:`~twisted_stream._engine._stream.start_stream`.
     """
-    reactor = default_reactor(reactor)
+    reactor = default_reactor(reactor, request)
     if settings is None:
         settings = settings_for(request)
     if content_length is not None:
@@ -124,14 +128,19 @@ def stream_source(
     )
 
 
-def default_reactor(reactor: Reactor | None) -> Reactor:
-    """``reactor``, or the global reactor when None.
+def default_reactor(reactor: Reactor | None, request: StreamRequest | None = None) -> Reactor:
+    """``reactor``; else the reactor of ``request``'s site (a ``Site`` built with
+    ``reactor=``, such as a test's fake clock: the connection's own timeouts run on it too);
+    else the global reactor.
 
     The global reactor is imported here, when first needed, not at module level: importing
     it installs the default reactor, which an application may still want to choose.
     """
     if reactor is not None:
         return reactor
+    found = getattr(site_of(request), "reactor", None) if request is not None else None
+    if found is not None:
+        return cast(Reactor, found)
     from twisted.internet import reactor as global_reactor
 
     # The global reactor provides IReactorThreads too; its declared type leaves that out.
