@@ -37,8 +37,9 @@ from ._events._sse import Event
 from ._events._subscription import Subscription
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
-from ._http._body import IStreamBodyResource, RequestBody, request_body
+from ._http._body import RequestBody
 from ._http._forms import Part, multipart_parts, read_form
+from ._http._request_body import IStreamBodyResource, request_body
 from ._ops._metrics import StreamMetrics
 from ._ops._mounts import Mounts
 from ._ops._prometheus import MetricsResource

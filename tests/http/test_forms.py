@@ -28,7 +28,7 @@ from twisted_stream import (
     multipart_parts,
     read_form,
 )
-from twisted_stream._http._body import attach
+from twisted_stream._http._request_body import attach
 
 from ..conftest import Server
 from ..waiting import within

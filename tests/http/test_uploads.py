@@ -246,8 +246,10 @@ async def test_declared_length_over_the_limit_gets_413_early(server: Server) -> 
         sock.sendall(b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (64 * MIB))
         sent = 0
         sock.settimeout(5)
+        # Sends until the kernel's buffers are full, then reads; at most 2 MiB, inside what
+        # the lingering close drops before it resets a client that never stops sending.
         try:
-            while sent < 64 * MIB:  # sends until the kernel's buffers are full, then reads
+            while sent < 2 * MIB:
                 sock.setblocking(False)
                 try:
                     sent += sock.send(b"z" * 65536)
@@ -259,7 +261,6 @@ async def test_declared_length_over_the_limit_gets_413_early(server: Server) -> 
 
     response, sent = await within(deferToThread(upload))
     assert statuses(response) == [413]
-    assert sent < 64 * MIB
     assert store.bodies[0].bytes_received == 0
 
 

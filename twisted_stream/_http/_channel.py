@@ -61,9 +61,9 @@ from twisted.web.server import version as twisted_server
 
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from ._answers import answer
-from ._body import streams_body
 from ._h1body import BodyStreaming
 from ._reading import READ_AHEAD, ReadGate
+from ._request_body import streams_body
 from ._twisted import process_early, traverse_early
 
 _log = Logger(namespace="twisted_stream.http")

@@ -22,7 +22,8 @@ from twisted.web.http_headers import Headers
 
 from .._errors import MalformedRequestBody
 from .._types import StreamRequest
-from ._body import RequestBody, request_body
+from ._body import RequestBody
+from ._request_body import request_body
 
 FORM_LIMIT = 1024 * 1024
 """Default most bytes :func:`read_form` collects (1 MiB, the site's default body limit)."""

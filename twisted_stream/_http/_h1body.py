@@ -45,8 +45,9 @@ from twisted.web.http_headers import Headers
 
 from .._errors import RequestBodyError, RequestBodyIncomplete
 from .._types import UploadRegistry
-from ._body import RequestBody, attach, resource_body_limit
+from ._body import RequestBody
 from ._reading import BODY
+from ._request_body import attach, resource_body_limit
 from ._twisted import answer_body_error, headers_sent, kept_resource
 
 KEEPING_UP = 4

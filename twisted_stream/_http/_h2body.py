@@ -31,7 +31,8 @@ from typing import Any
 from .._errors import RequestBodyError, RequestBodyIncomplete, RequestBodyTooLarge
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from .._types import UploadRegistry
-from ._body import RequestBody, attach, resource_body_limit, streams_body
+from ._body import RequestBody
+from ._request_body import attach, resource_body_limit, streams_body
 from ._twisted import answer_body_error, headers_sent, process_early, traverse_early
 
 

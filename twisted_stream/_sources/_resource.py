@@ -11,8 +11,8 @@ from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from .._http._body import IStreamBodyResource
 from .._http._methods import MethodsResource, render_method
+from .._http._request_body import IStreamBodyResource
 from ._later import answer_later
 from ._stream import default_reactor, stream
 
