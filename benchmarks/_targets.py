@@ -152,7 +152,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "twisted_stream",
             "twisted_stream",
-            frozenset({"files", "gen", "sse", "threaded"}),
+            frozenset({"files", "gen", "sse", "threaded", "upload"}),
             python_server("twisted_stream_server"),
             needs_modules("twisted_stream"),
             in_smoke=True,
@@ -168,14 +168,14 @@ TARGETS: dict[str, Target] = {
         Target(
             "aiohttp",
             "aiohttp",
-            frozenset({"files", "gen", "sse"}),
+            frozenset({"files", "gen", "sse", "upload"}),
             python_server("aiohttp_server"),
             needs_modules("aiohttp"),
         ),
         Target(
             "starlette",
             "Starlette+uvicorn",
-            frozenset({"files", "gen", "sse"}),
+            frozenset({"files", "gen", "sse", "upload"}),
             python_server("starlette_server"),
             needs_modules("starlette", "uvicorn"),
         ),

@@ -18,7 +18,11 @@ from ._errors import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    MalformedRequestBody,
     ProducerOverflow,
+    RequestBodyError,
+    RequestBodyIncomplete,
+    RequestBodyTooLarge,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -33,6 +37,9 @@ from ._events._sse import Event
 from ._events._subscription import Subscription
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
+from ._http._body import RequestBody
+from ._http._forms import Part, multipart_parts, read_form
+from ._http._request_body import IStreamBodyResource, request_body
 from ._ops._metrics import StreamMetrics
 from ._ops._mounts import Mounts
 from ._ops._prometheus import MetricsResource
@@ -54,12 +61,19 @@ __all__ = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "IStreamBodyResource",
+    "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "Part",
     "ProducerOverflow",
     "RedisBackend",
+    "RequestBody",
+    "RequestBodyError",
+    "RequestBodyIncomplete",
+    "RequestBodyTooLarge",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -74,6 +88,9 @@ __all__ = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "multipart_parts",
+    "read_form",
+    "request_body",
     "set_channel_backend",
     "stream",
     "stream_element",

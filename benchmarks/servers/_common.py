@@ -12,7 +12,9 @@ its features (the suite waits until ``GET /ping`` answers 200):
   every ``--sse-every`` seconds (as users write it); ``GET /sse/channel`` subscribes to a
   fan-out that publishes one event every ``--sse-every`` seconds to every subscriber;
 - ``threaded``: ``GET /threaded?s=S`` streams a generator that blocks ``S`` seconds
-  (``time.sleep``) on the server's thread pool, then sends one line.
+  (``time.sleep``) on the server's thread pool, then sends one line;
+- ``upload``: ``PUT /upload`` reads the request body as it arrives, chunk by chunk, drops it
+  and answers its size in bytes (a line of text); no body size limit.
 
 SIGTERM stops a server; with ``--profile FILE`` it runs under cProfile and writes its
 statistics to ``FILE`` as it stops.

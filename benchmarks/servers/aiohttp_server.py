@@ -1,6 +1,6 @@
 """aiohttp: ``FileResponse`` (sendfile), ``StreamResponse`` with an ``await resp.write()``
-loop, and event streams from a handler loop or a queue per subscriber fed by one ticker
-(features: files, gen, sse)."""
+loop, event streams from a handler loop or a queue per subscriber fed by one ticker, and
+request bodies read from ``request.content`` (features: files, gen, sse, upload)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def make_app(root: str | None, sse_every: float) -> web.Application:
             await resp.write(chunk)
         await resp.write_eof()
         return resp
+
+    async def upload(request: web.Request) -> web.Response:
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+        return web.Response(text=f"{size}\n")
 
     async def sse_start(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
@@ -92,6 +98,7 @@ def make_app(root: str | None, sse_every: float) -> web.Application:
     app.router.add_get("/files/{name}", files)
     app.router.add_get("/sse/agen", sse_agen)
     app.router.add_get("/sse/channel", sse_channel)
+    app.router.add_put("/upload", upload)
     return app
 
 

@@ -2,7 +2,8 @@
 
 An index page links every demo; each lives in its own module and uses only the public API
 (``from twisted_stream import ...``): the countdown, CSV, download and clock pages
-(:mod:`._pages`), flow control seen live (:mod:`._flow`), Server-Sent Events
+(:mod:`._pages`), flow control seen live (:mod:`._flow`), an upload seen from both ends
+(:mod:`._upload`), Server-Sent Events
 (:mod:`._events`) and a streamed template (:mod:`._template`). Every page shares one
 stylesheet and icon (:mod:`._style`). Query parameters let tests and curious users make
 them quick or small.
@@ -25,6 +26,7 @@ from ._pages import Clock, Countdown, Csv, Download
 from ._query import HTML, page
 from ._style import favicon, stylesheet
 from ._template import template_demo
+from ._upload import upload_demo
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,12 @@ DEMO_LINKS: list[DemoLink] = [
         "Flow control, live",
         "Your browser reads a stream as slowly as you choose; watch the server pause its "
         "source, and what it produced, sent and you received, side by side.",
+    ),
+    DemoLink(
+        "/upload/",
+        "Uploads, live",
+        "Send a file and watch both ends: the browser's upload progress and the bytes the "
+        "server has read, which holds the browser back when its reader is slower.",
     ),
     DemoLink(
         "/countdown/",
@@ -154,6 +162,7 @@ def demo_resource(*, status: str | None = None, metrics: str | None = None) -> R
     root.putChild(b"favicon.svg", favicon())
     root.putChild(b"favicon.ico", favicon())
     root.putChild(b"flow", flow_demo())
+    root.putChild(b"upload", upload_demo())
     root.putChild(b"countdown", Countdown())
     root.putChild(b"csv", Csv())  # type: ignore[no-untyped-call]
     root.putChild(b"download", Download())  # type: ignore[no-untyped-call]
