@@ -104,6 +104,13 @@ class StreamSettings:
             "help": "Seconds advertised in Retry-After when a stream is refused for a limit."
         },
     )
+    sendfile: bool = field(
+        default=True,
+        metadata={
+            "help": "Send file bodies of known length (whole files, single ranges) over plain "
+            "HTTP/1.x TCP with the kernel's sendfile, without copying them through Python."
+        },
+    )
     compress: bool = field(
         default=False,
         metadata={

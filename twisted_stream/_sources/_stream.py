@@ -35,6 +35,7 @@ def stream(
     idle_timeout: float | None = None,
     deadline: float | None = None,
     compress: bool | None = None,
+    sendfile: bool | None = None,
 ) -> int:
     """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
 
@@ -65,6 +66,7 @@ def stream(
         idle_timeout=idle_timeout,
         deadline=deadline,
         compress=compress,
+        sendfile=sendfile,
     )
     reactor = default_reactor(reactor, request)
     file_type = file_content_type(source)
