@@ -111,6 +111,14 @@ class StreamSettings:
             "HTTP/1.x TCP with the kernel's sendfile, without copying them through Python."
         },
     )
+    threaded_file_reads: bool = field(
+        default=False,
+        metadata={
+            "help": "Read file bodies on the site's thread pool, so slow storage (network "
+            "filesystems, cold disks) never blocks the reactor; such files are not sent "
+            "with sendfile, which reads in the reactor thread."
+        },
+    )
     compress: bool = field(
         default=False,
         metadata={

@@ -15,7 +15,9 @@ from .._settings import StreamSettings, settings_for
 from .._types import Reactor, StreamRequest
 from ._adapt import adapt_for
 from ._compression import maybe_compress
-from ._file import file_content_type, path_length
+from ._file import FileSource, PathSource, file_content_type, path_length
+from ._file_threads import ThreadedFileReads
+from ._pool import pool_for
 from ._producers import ProducerSource, body_length
 
 
@@ -36,6 +38,7 @@ def stream(
     deadline: float | None = None,
     compress: bool | None = None,
     sendfile: bool | None = None,
+    threaded_file_reads: bool | None = None,
 ) -> int:
     """Stream ``source`` into ``request`` with flow control; returns ``NOT_DONE_YET``.
 
@@ -67,6 +70,7 @@ def stream(
         deadline=deadline,
         compress=compress,
         sendfile=sendfile,
+        threaded_file_reads=threaded_file_reads,
     )
     reactor = default_reactor(reactor, request)
     file_type = file_content_type(source)
@@ -106,7 +110,8 @@ def stream_source(
     endless: bool = False,
 ) -> int:
     """Stream an already adapted :class:`~twisted_stream._engine._source.Source` (files,
-    templates, events), gzipped when the response should be; returns ``NOT_DONE_YET``.
+    templates, events), gzipped when the response should be, a file read on the thread pool
+    with ``threaded_file_reads``; returns ``NOT_DONE_YET``.
 
     ``content_length`` sets ``Content-Length`` (``ValueError`` if negative);
     ``flush_headers`` and ``endless`` are those of
@@ -119,6 +124,9 @@ def stream_source(
         if content_length < 0:
             raise ValueError(f"content_length must not be negative, not {content_length}")
         request.setHeader(b"content-length", b"%d" % content_length)
+    if settings.threaded_file_reads and isinstance(source, (FileSource, PathSource)):
+        pool = pool_for(request, reactor, settings.thread_pool_size)
+        source = ThreadedFileReads(source, pool, reactor)
     source = maybe_compress(request, source, settings)
     return start_stream(
         request,
