@@ -44,8 +44,8 @@ class Peeking:
         server.serve(leaf(render))
         self.sock.connect(("127.0.0.1", server.port))
 
-    async def request(self, path: str = "/") -> bytes:
-        self.sock.sendall(get(path))
+    async def request(self, path: str = "/", extra: str = "") -> bytes:
+        self.sock.sendall(get(path, extra=extra))
         await until(lambda: self.seen is not None, what="the request to be rendered")
         assert self.seen is not None
         return self.seen
@@ -64,6 +64,31 @@ async def test_a_short_response_is_sent_before_the_reactor_turns(server: Server)
         assert seen.startswith(b"HTTP/1.1 200 OK")
         assert seen.endswith(b"\r\n0\r\n\r\n")
         assert seen.partition(b"\r\n\r\n")[2].count(b"x") == 16000
+    finally:
+        client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_response_on_a_closing_connection_is_sent_at_once(server: Server) -> None:
+    """With ``Connection: close`` the finished response is sent from ``render`` too, and
+    the connection then closes (the flush does what the reactor would: the close follows
+    once everything is sent)."""
+    client = Peeking(server, lambda: iter([b"x" * 1000] * 16))
+    try:
+        seen = await client.request(extra="Connection: close\r\n")
+        assert seen.endswith(b"\r\n0\r\n\r\n")
+        received = bytearray()
+
+        def closed() -> bool:
+            try:
+                data = client.sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False
+            received.extend(data)
+            return not data
+
+        await until(closed, what="the server to close the connection")
+        assert bytes(received) == seen
     finally:
         client.close()
 

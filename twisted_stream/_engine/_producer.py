@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -115,7 +115,8 @@ class StreamProducer:
         self._unflushed = 0
         """Bytes written since the transport was last flushed."""
         self._file_writer: SendfileWriter | None = None
-        self.source_closed: Deferred[None] = Deferred()
+        self._source_released = False
+        self._release_waiters: list[Deferred[None]] = []
 
     # Lifecycle.
 
@@ -129,7 +130,7 @@ class StreamProducer:
         if is_disconnected(request):
             self._lost(Failure(StreamAborted("the client had gone before the stream started")))
             return
-        request.notifyFinish().addCallbacks(lambda _: None, self._notified_lost)
+        request.notifyFinish().addErrback(self._notified_lost)
         if request.method == b"HEAD" or request.code in NO_BODY_CODES:
             # Headers only: the source is closed without ever being read.
             self._fire(Signal.FINISH)
@@ -516,11 +517,11 @@ class StreamProducer:
     def _teardown(self) -> None:
         if self._file_writer is not None:
             self._file_writer.detach()
-        self._next_slice = _cancel(self._next_slice)
+        for call in (self._next_slice, self._stall_timer, self._idle_timer, self._deadline_timer):
+            if call is not None and call.active():
+                call.cancel()
+        self._next_slice = self._stall_timer = self._idle_timer = self._deadline_timer = None
         self._unpaused()
-        self._stall_timer = _cancel(self._stall_timer)
-        self._idle_timer = _cancel(self._idle_timer)
-        self._deadline_timer = _cancel(self._deadline_timer)
         self._carry = None
         self._held = None
         self._close_source()
@@ -530,4 +531,25 @@ class StreamProducer:
             self.request.unregisterProducer()
 
     def _close_source(self) -> None:
-        close_source(self._source, request_line(self.request)).chainDeferred(self.source_closed)
+        closing = close_source(self._source, self._request_line)
+        if closing is None:
+            self._released()
+        else:
+            closing.addCallback(lambda _: self._released())
+
+    def _released(self) -> None:
+        self._source_released = True
+        waiters, self._release_waiters = self._release_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def when_source_closed(self) -> Deferred[None]:
+        """A new Deferred firing once the source has been released (never failing)."""
+        if self._source_released:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._release_waiters.append(d)
+        return d
+
+    def _request_line(self) -> str:
+        return request_line(self.request)

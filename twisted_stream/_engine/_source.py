@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -136,22 +136,25 @@ def relay(inner: Deferred[_T], transform: Callable[[_T], Ready]) -> Deferred[Rea
     return out
 
 
-def close_source(source: Source, request_line: str) -> Deferred[None]:
-    """Close ``source`` (:meth:`Source.close`); a Deferred firing once it is released. It
-    never fails: a failure to close is logged with ``request_line``."""
+def close_source(source: Source, request_line: Callable[[], str]) -> Deferred[None] | None:
+    """Close ``source`` (:meth:`Source.close`); None when it is released at once, else a
+    Deferred firing once it is. It never fails: a failure to close is logged with
+    ``request_line()`` (called only then)."""
     try:
         closing = source.close()
     except BaseException:
-        _log.failure("{request_line}: closing the stream source failed", request_line=request_line)
-        return succeed(None)
+        _log.failure(
+            "{request_line}: closing the stream source failed", request_line=request_line()
+        )
+        return None
     if closing is None:
-        return succeed(None)
+        return None
 
     def closed_badly(reason: Failure) -> None:
         _log.failure(
             "{request_line}: closing the stream source failed",
             failure=reason,
-            request_line=request_line,
+            request_line=request_line(),
         )
 
     return closing.addErrback(closed_badly)

@@ -13,7 +13,7 @@ connection multiplexes streams, nor a test's ``StringTransport``).
 What this reads of Twisted beyond its interfaces (checked against Twisted 26.10,
 ``internet/abstract.py`` and ``internet/tcp.py``): the ``connected``, ``disconnecting`` and
 ``disconnected`` flags, the producer registered on the transport (``producer``,
-``streamingProducer``, ``producerPaused``), and ``startWriting``.
+``streamingProducer``, ``producerPaused``), its ``reactor``, and ``startWriting``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 from twisted.internet import tcp
-from twisted.internet.interfaces import IProducer
+from twisted.internet.interfaces import IProducer, IReactorFDSet, IReadWriteDescriptor
+from twisted.python.failure import Failure
 
 from .._types import StreamRequest
 from ._twisted import channel_of, transport_of
@@ -37,7 +38,12 @@ class SocketTransport(Protocol):
     producerPaused: bool
     streamingProducer: bool
 
+    @property
+    def reactor(self) -> IReactorFDSet: ...
+
     def fileno(self) -> int: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
 
     def doWrite(self) -> object: ...
 
@@ -65,14 +71,23 @@ def direct_transport(request: StreamRequest) -> SocketTransport | None:
 def flush(transport: SocketTransport) -> None:
     """Send what ``transport`` holds now instead of on the reactor's next turn.
 
-    This is the transport's own ``doWrite``: it sends up to 128 KiB and, when that empties
-    its buffer, resumes the producer it paused (synchronously, from here). A failed send
-    leaves the data buffered and the transport waiting for writability, so the reactor's
-    next ``doWrite`` meets the same failure and closes the connection as usual; the result is
-    therefore ignored. Nothing is done for a connection that is closing or closed.
+    This is what the reactor does when the socket is writable: the transport's own
+    ``doWrite`` (``IWriteDescriptor``) sends up to 128 KiB and, when that empties its
+    buffer, resumes the producer it paused (synchronously, from here); and when ``doWrite``
+    says the connection is over (it was closing and everything is sent, or the send failed),
+    the descriptor is removed from the reactor and told ``connectionLost``, as the reactor
+    would. Nothing is done for a connection already lost.
     """
-    if transport.connected and not transport.disconnecting:
-        transport.doWrite()
+    if not transport.connected:
+        return
+    why = transport.doWrite()
+    if why is None:
+        return
+    reactor, descriptor = transport.reactor, cast(IReadWriteDescriptor, transport)
+    reactor.removeReader(descriptor)
+    reactor.removeWriter(descriptor)
+    reason = why if isinstance(why, Failure) else Failure(why)
+    transport.connectionLost(reason)
 
 
 def can_take_over(transport: SocketTransport) -> bool:
