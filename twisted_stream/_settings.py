@@ -107,6 +107,21 @@ class StreamSettings:
             "help": "Seconds advertised in Retry-After when a stream is refused for a limit."
         },
     )
+    sendfile: bool = field(
+        default=True,
+        metadata={
+            "help": "Send file bodies of known length (whole files, single ranges) over plain "
+            "HTTP/1.x TCP with the kernel's sendfile, without copying them through Python."
+        },
+    )
+    threaded_file_reads: bool = field(
+        default=False,
+        metadata={
+            "help": "Read file bodies on the site's thread pool, so slow storage (network "
+            "filesystems, cold disks) never blocks the reactor; such files are not sent "
+            "with sendfile, which reads in the reactor thread."
+        },
+    )
     compress: bool = field(
         default=False,
         metadata={

@@ -4,11 +4,12 @@ our own ``HTTPChannel`` subclass, :mod:`._channel`, which *is* the channel).
 Everything the engine needs of a request beyond :class:`~twisted_stream._types.StreamRequest`
 is here, named for what it means: whether the client has gone (``_disconnected``), whether
 the headers went out (``startedWriting``), fake HEAD (``_inFakeHead``), Twisted's response
-encoder (``_encoder``), the site and channel of a request, the HTTP/2 connection of a stream,
-aborting a connection or an HTTP/2 stream, and the answers written in place of a stream (the
-500 page, the 503 refusal), the request line for logs, the client address and the access-log
-line. Checked against
-Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
+encoder (``_encoder``), the body bytes the access log counts (``sentLength``), the site and
+channel of a request, the HTTP/2 connection of a stream, aborting a connection or an HTTP/2
+stream, and the answers written in place of a stream (the 500 page, the 503 refusal), the
+request line for logs, the client address and the access-log line. The transport under a
+request, which the engine flushes and sends files to directly, is :mod:`._transport`'s.
+Checked against Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def default_content_type(request: StreamRequest) -> bytes | None:
     return found if isinstance(found, bytes) else None
 
 
+def channel_of(request: StreamRequest) -> object | None:
+    """The connection (HTTP/1.x channel, or HTTP/2 stream) carrying ``request``; None once
+    detached."""
+    channel: object | None = getattr(request, "channel", None)
+    return channel
+
+
 def transport_of(request: StreamRequest) -> object | None:
     """The transport of the connection carrying ``request`` (None once detached)."""
     transport: object | None = getattr(getattr(request, "channel", None), "transport", None)
@@ -95,6 +103,18 @@ def has_gzip_encoder(request: StreamRequest) -> bool:
     """Whether Twisted's gzip encoder (``EncodingResourceWrapper`` with
     ``GzipEncoderFactory``) is set to encode this response."""
     return isinstance(getattr(request, "_encoder", None), _GzipEncoder)
+
+
+def has_encoder(request: StreamRequest) -> bool:
+    """Whether Twisted encodes the body on its way out (``Request._encoder``, set by
+    ``EncodingResourceWrapper``): then every body byte must go through ``Request.write``."""
+    return getattr(request, "_encoder", None) is not None
+
+
+def count_sent(request: StreamRequest, length: int) -> None:
+    """Count ``length`` body bytes sent around ``Request.write`` (by ``sendfile``) in the
+    request's ``sentLength``, which the access log reports."""
+    request.sentLength += length  # type: ignore[attr-defined]
 
 
 def drop_gzip_encoder(request: StreamRequest) -> bool:
