@@ -181,7 +181,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "twisted_stream",
             "twisted_stream",
-            frozenset({"files", "gen", "sse", "threaded", "proxy"}),
+            frozenset({"files", "gen", "sse", "threaded", "proxy", "upload"}),
             python_server("twisted_stream_server"),
             needs_modules("twisted_stream"),
             in_smoke=True,
@@ -197,14 +197,14 @@ TARGETS: dict[str, Target] = {
         Target(
             "aiohttp",
             "aiohttp",
-            frozenset({"files", "gen", "sse", "proxy"}),
+            frozenset({"files", "gen", "sse", "proxy", "upload"}),
             python_server("aiohttp_server"),
             needs_modules("aiohttp"),
         ),
         Target(
             "starlette",
             "Starlette+uvicorn",
-            frozenset({"files", "gen", "sse"}),
+            frozenset({"files", "gen", "sse", "upload"}),
             python_server("starlette_server"),
             needs_modules("starlette", "uvicorn"),
         ),

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks import _clients as clients
 from benchmarks import _hostile as hostile
+from benchmarks import _uploads as uploads
 from benchmarks._proc import MB, GiB, KiB, MiB, Probe, Usage
 from benchmarks._server import ServerProcess
 
@@ -476,6 +477,16 @@ WORKLOADS: dict[str, Workload] = {
             smoke={"count": 10},
             rounds=5,
             files=lambda p: {"ttfb.bin": 16 * KiB},
+        ),
+        Workload(
+            "upload_1g",
+            lambda p: f"{size_text(p['size'])} upload to a discarding reader, one client",
+            {"upload": "/upload"},
+            uploads.upload,
+            (MBPS, Metric("RSS growth MB", "{:.1f}"), CPU_GIB),
+            full={"size": GiB, "rest": 0.3},
+            smoke={"size": 8 * MiB, "rest": 0.0},
+            fresh_server=True,
         ),
         *PROXY,
         *HOSTILE,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from hypothesis import HealthCheck, settings
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.logger import LogLevel, globalLogPublisher
@@ -20,6 +21,17 @@ from twisted_stream._engine._stream import Stream
 
 from .redis_server import RedisServer, redis_servers
 from .waiting import until
+
+# Hypothesis' per-example deadline (200 ms) and its too-slow health check time the machine,
+# not the code: on a loaded machine they fail at random. Its CI profile (``CI`` set) drops
+# both already; this does the same for ``pytest`` run by hand.
+settings.register_profile(
+    "twisted_stream",
+    parent=settings.default,
+    deadline=None,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.too_slow],
+)
+settings.load_profile("twisted_stream")
 
 
 class Server:

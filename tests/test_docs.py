@@ -8,19 +8,26 @@ import re
 from pathlib import Path
 
 import twisted_stream
+import twisted_stream.testing
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCS = PROJECT / "docs"
 
 
-def test_every_public_name_is_in_the_api_reference() -> None:
-    """``docs/api.rst`` documents each name of ``twisted_stream.__all__`` with an autodoc
-    directive, so a new public name cannot be left out of the reference."""
+def documented(module: str) -> set[str]:
+    """The names of ``module`` that ``docs/api.rst`` documents with an autodoc directive."""
     api = (DOCS / "api.rst").read_text()
-    documented = set(
-        re.findall(r"^\.\. auto(?:class|function|exception):: twisted_stream\.(\w+)", api, re.M)
-    )
-    assert documented == set(twisted_stream.__all__)
+    name = r"\.(\w+)(?:\(.*\))?$"  # a signature may be given: ``Name()``
+    directive = r"^\.\. auto(?:class|function|exception):: " + re.escape(module) + name
+    return set(re.findall(directive, api, re.M))
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    """``docs/api.rst`` documents each name of ``twisted_stream.__all__`` and of
+    ``twisted_stream.testing.__all__`` with an autodoc directive, so a new public name
+    cannot be left out of the reference."""
+    assert documented("twisted_stream") == set(twisted_stream.__all__)
+    assert documented("twisted_stream.testing") == set(twisted_stream.testing.__all__)
 
 
 def test_every_example_has_a_page() -> None:

@@ -8,7 +8,11 @@ from twisted_stream import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    MalformedRequestBody,
     ProducerOverflow,
+    RequestBodyError,
+    RequestBodyIncomplete,
+    RequestBodyTooLarge,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -27,13 +31,20 @@ PUBLIC = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "IStreamBodyResource",
+    "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "Part",
     "ProducerOverflow",
     "ProxyResource",
     "RedisBackend",
+    "RequestBody",
+    "RequestBodyError",
+    "RequestBodyIncomplete",
+    "RequestBodyTooLarge",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -48,6 +59,9 @@ PUBLIC = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "multipart_parts",
+    "read_form",
+    "request_body",
     "set_channel_backend",
     "stream",
     "stream_element",
@@ -72,20 +86,29 @@ def test_every_public_name_is_importable_and_public() -> None:
 
 
 def test_every_error_is_a_stream_error() -> None:
-    """``except StreamError`` catches every error the package reports; those that are also
-    a built-in kind stay one (a truncated file is an OSError, a bad chunk a TypeError)."""
+    """``except StreamError`` catches every error the package reports (``except
+    RequestBodyError`` every request-body one); those that are also a built-in kind stay one
+    (a truncated file is an OSError, a bad chunk a TypeError, a malformed form a
+    ValueError)."""
     for error in (
         ChannelBackendError,
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,
+        MalformedRequestBody,
         ProducerOverflow,
+        RequestBodyError,
+        RequestBodyIncomplete,
+        RequestBodyTooLarge,
         SourceIdleTimeout,
         StreamAborted,
         StreamRejected,
         SubscriberOverflow,
     ):
         assert issubclass(error, StreamError), error
+    for error in (RequestBodyIncomplete, RequestBodyTooLarge, MalformedRequestBody):
+        assert issubclass(error, RequestBodyError), error
+    assert issubclass(MalformedRequestBody, ValueError)
     assert issubclass(FileTruncated, OSError)
     assert issubclass(ChunkTypeError, TypeError)
     assert issubclass(ProducerOverflow, StreamAborted)

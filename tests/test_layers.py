@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"_ops"},
     {"__init__"},  # twisted_stream itself: the public API
     {"_demo"},  # the demo uses the public API only
-    {"tap"},
+    {"tap", "testing"},  # the testing module of our users: beside the plugin entry
 ]
 
 PACKAGE = pathlib.Path(twisted_stream.__file__).parent

@@ -4,7 +4,7 @@ The package is layered; a module imports only from its own layer or lower ones (
 checks it): the base modules ``_errors``, ``_format``, ``_settings``, ``_types`` <
 ``_http`` (the seam to Twisted) < ``_engine`` < ``_sources`` < ``_backends`` <
 ``_events``, ``_files`` < ``_proxy`` < ``_ops`` < this module (the public API) < ``_demo``
-< ``tap``.
+< ``tap`` and ``testing`` (our users' testing module).
 docs/guide/design.rst says more.
 """
 
@@ -18,7 +18,11 @@ from ._errors import (
     ChunkTypeError,
     ContentLengthError,
     FileTruncated,
+    MalformedRequestBody,
     ProducerOverflow,
+    RequestBodyError,
+    RequestBodyIncomplete,
+    RequestBodyTooLarge,
     SourceIdleTimeout,
     StreamAborted,
     StreamError,
@@ -33,6 +37,9 @@ from ._events._sse import Event
 from ._events._subscription import Subscription
 from ._events._template import ElementResource, stream_element
 from ._files._resource import FileResource
+from ._http._body import RequestBody
+from ._http._forms import Part, multipart_parts, read_form
+from ._http._request_body import IStreamBodyResource, request_body
 from ._ops._metrics import StreamMetrics
 from ._ops._mounts import Mounts
 from ._ops._prometheus import MetricsResource
@@ -55,13 +62,20 @@ __all__ = [
     "FileResource",
     "FileTruncated",
     "GracefulShutdown",
+    "IStreamBodyResource",
+    "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
     "NDJSONResource",
     "Outcome",
+    "Part",
     "ProducerOverflow",
     "ProxyResource",
     "RedisBackend",
+    "RequestBody",
+    "RequestBodyError",
+    "RequestBodyIncomplete",
+    "RequestBodyTooLarge",
     "SourceIdleTimeout",
     "State",
     "StatusResource",
@@ -76,6 +90,9 @@ __all__ = [
     "StreamingResource",
     "SubscriberOverflow",
     "Subscription",
+    "multipart_parts",
+    "read_form",
+    "request_body",
     "set_channel_backend",
     "stream",
     "stream_element",

@@ -56,6 +56,53 @@ class SubscriberOverflow(StreamError):
     ``overflow="disconnect"``."""
 
 
+class RequestBodyError(StreamError):
+    """A streamed request body cannot be read to its end. ``bytes_received`` is how many body
+    bytes had arrived from the client; ``code`` the status a
+    :class:`~twisted_stream.StreamingResource` answers when its handler lets the error
+    through before anything was sent (None: no answer is possible or one was already given).
+    """
+
+    code: int | None = None
+
+    def __init__(self, message: str, bytes_received: int = 0, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.bytes_received = bytes_received
+        if code is not None:
+            self.code = code
+
+
+class RequestBodyTooLarge(RequestBodyError):
+    """The request body is larger than its limit (``max_size``, in bytes): a declared
+    ``Content-Length`` over it before any byte was read, or a chunked (or HTTP/2) body
+    passing it. The server answers ``413`` if nothing was sent yet, and reads no more of it:
+    HTTP/1.1 closes the connection, HTTP/2 resets the stream."""
+
+    code = 413
+
+    def __init__(self, message: str, bytes_received: int = 0, max_size: int = 0) -> None:
+        super().__init__(message, bytes_received)
+        self.max_size = max_size
+
+
+class RequestBodyIncomplete(RequestBodyError):
+    """The request body ended short: the client went away or reset the stream, its chunked
+    framing was malformed (answered ``400``), it sent nothing for the idle timeout (answered
+    ``408``), or the response ended first and the rest was discarded. ``bytes_received``
+    says how far it got."""
+
+
+class MalformedRequestBody(RequestBodyError, ValueError):
+    """The request body does not parse as the form it claims to be (``multipart/form-data``,
+    ``application/x-www-form-urlencoded``): ``code`` is ``400``, or ``415`` when the
+    ``Content-Type`` is not the one expected."""
+
+    code = 400
+
+    def __init__(self, message: str, bytes_received: int = 0, *, code: int = 400) -> None:
+        super().__init__(message, bytes_received, code=code)
+
+
 class ChannelBackendError(StreamError):
     """A shared :class:`~twisted_stream.Channel`'s backend (Redis) did not accept an event:
     it cannot be reached, or it answered with an error (the message says which)."""

@@ -70,7 +70,10 @@ class StreamSettings:
         default=0.0,
         metadata={
             "help": "Seconds the source may produce nothing (heartbeats aside) before the "
-            "stream fails; 0 turns it off."
+            "stream fails; also the seconds a client may send nothing of a streamed request "
+            "body the application waits for (then 408, or an abort once the response "
+            "started). 0 turns it off (for request bodies the site's connection timeout "
+            "then applies)."
         },
     )
     deadline: float = field(
@@ -104,6 +107,21 @@ class StreamSettings:
             "help": "Seconds advertised in Retry-After when a stream is refused for a limit."
         },
     )
+    sendfile: bool = field(
+        default=True,
+        metadata={
+            "help": "Send file bodies of known length (whole files, single ranges) over plain "
+            "HTTP/1.x TCP with the kernel's sendfile, without copying them through Python."
+        },
+    )
+    threaded_file_reads: bool = field(
+        default=False,
+        metadata={
+            "help": "Read file bodies on the site's thread pool, so slow storage (network "
+            "filesystems, cold disks) never blocks the reactor; such files are not sent "
+            "with sendfile, which reads in the reactor thread."
+        },
+    )
     compress: bool = field(
         default=False,
         metadata={
@@ -130,8 +148,16 @@ class StreamSettings:
         default=1048576,
         metadata={
             "help": "Bytes of a request body: a larger declared Content-Length gets 413 before "
-            "the body is read, a chunked body is cut with 413 when it passes it. 0 means no "
-            "limit."
+            "the body is read, a chunked body is cut with 413 when it passes it; resources "
+            "that stream bodies are held to it unless they set their own. 0 means no limit."
+        },
+    )
+    discard_limit: int = field(
+        default=262144,
+        metadata={
+            "help": "Bytes of a streamed request body left unread when its response ends that "
+            "are read and dropped to keep the connection; a larger rest (or an unanswered "
+            "Expect: 100-continue) closes the connection instead."
         },
     )
     max_read_ahead: int = field(
@@ -172,6 +198,7 @@ class StreamSettings:
             "retry_after",
             "header_timeout",
             "max_body_size",
+            "discard_limit",
             "max_read_ahead",
             "max_connections_per_client",
             "thread_queue_size",

@@ -9,6 +9,7 @@
   ``MemoryReactorClock`` in tests); :class:`Reactor` adds what threaded sources need.
 - :data:`Monotonic`: the clock durations and the slice budget are measured on.
 - :class:`StreamRegistry`: what a stream tells its site (``StreamSite`` implements it).
+- :class:`UploadRegistry`: what a streamed request body tells its site.
 - :class:`MultiplexedConnection`: a connection carrying many streams (our HTTP/2 connection)
   as graceful shutdown drains it.
 """
@@ -104,6 +105,16 @@ class StreamRegistry(Protocol[_S]):
     def admit(self, stream: _S, settings: StreamSettings) -> str | None: ...
 
     def stream_ended(self, stream: _S) -> None: ...
+
+
+@runtime_checkable
+class UploadRegistry(Protocol):
+    """What a streamed request body tells the site receiving it (``StreamSite``): it
+    started (``upload_started``), and it ended, its ``outcome`` set (``upload_ended``)."""
+
+    def upload_started(self, body: Any) -> None: ...
+
+    def upload_ended(self, body: Any) -> None: ...
 
 
 @runtime_checkable

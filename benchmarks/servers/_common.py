@@ -15,6 +15,8 @@ its features (the suite waits until ``GET /ping`` answers 200):
   (``time.sleep``) on the server's thread pool, then sends one line;
 - ``proxy``: ``GET /proxy/<path>`` is ``GET <path>`` of ``--upstream`` (the suite's
   ``upstream_server``), streamed through: status, headers and body as they come.
+- ``upload``: ``PUT /upload`` reads the request body as it arrives, chunk by chunk, drops it
+  and answers its size in bytes (a line of text); no body size limit.
 
 SIGTERM stops a server; with ``--profile FILE`` it runs under cProfile and writes its
 statistics to ``FILE`` as it stops.

@@ -1,7 +1,7 @@
 """aiohttp: ``FileResponse`` (sendfile), ``StreamResponse`` with an ``await resp.write()``
-loop, event streams from a handler loop or a queue per subscriber fed by one ticker, and a
-proxy: a ``ClientSession`` response copied into a ``StreamResponse`` as it is read
-(features: files, gen, sse, proxy)."""
+loop, event streams from a handler loop or a queue per subscriber fed by one ticker, request
+bodies read from ``request.content`` and a proxy: a ``ClientSession`` response copied into a
+``StreamResponse`` as it is read (features: files, gen, sse, upload, proxy)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def make_app(root: str | None, sse_every: float, upstream: str | None = None) ->
             await resp.write(chunk)
         await resp.write_eof()
         return resp
+
+    async def upload(request: web.Request) -> web.Response:
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+        return web.Response(text=f"{size}\n")
 
     async def sse_start(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(
@@ -136,6 +142,7 @@ def make_app(root: str | None, sse_every: float, upstream: str | None = None) ->
     app.router.add_get("/files/{name}", files)
     app.router.add_get("/sse/agen", sse_agen)
     app.router.add_get("/sse/channel", sse_channel)
+    app.router.add_put("/upload", upload)
     return app
 
 

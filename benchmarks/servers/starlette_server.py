@@ -1,7 +1,7 @@
 """Starlette on uvicorn (as ``uvicorn app`` runs it: uvloop and httptools when installed):
 ``StaticFiles`` (``FileResponse``), ``StreamingResponse`` from an async generator, event
-streams from an async generator or a queue per subscriber fed by one ticker (features:
-files, gen, sse)."""
+streams from an async generator or a queue per subscriber fed by one ticker, and request
+bodies read from ``request.stream()`` (features: files, gen, sse, upload)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def make_app(root: str | None, sse_every: float) -> Starlette:
                 yield chunk
 
         return StreamingResponse(body(), media_type=CONTENT_TYPE)
+
+    async def upload(request: Request) -> Response:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return PlainTextResponse(f"{size}\n")
 
     def sse(events: AsyncIterator[bytes]) -> Response:
         return StreamingResponse(
@@ -90,6 +96,7 @@ def make_app(root: str | None, sse_every: float) -> Starlette:
         Route("/gen", gen),
         Route("/sse/agen", sse_agen),
         Route("/sse/channel", sse_channel),
+        Route("/upload", upload, methods=["PUT"]),
     ]
     if root:
         routes.append(Mount("/files", StaticFiles(directory=root)))

@@ -1,7 +1,7 @@
 """twisted_stream through its public API: ``FileResource``, ``stream()``, ``stream_events()``,
-``EventStreamResource`` and ``ProxyResource`` on a ``StreamSite`` with default settings
-(features: files, gen, sse, threaded, proxy). Run by the suite; see ``_common`` for the
-routes."""
+``EventStreamResource``, a ``StreamingResource`` streaming request bodies (``request_body``)
+and ``ProxyResource`` on a ``StreamSite`` with default settings (features: files, gen, sse,
+threaded, upload, proxy). Run by the suite; see ``_common`` for the routes."""
 
 from __future__ import annotations
 
@@ -30,10 +30,25 @@ def make_site(root: str | None, sse_every: float, upstream: str | None = None) -
         EventStreamResource,
         FileResource,
         ProxyResource,
+        StreamingResource,
         StreamSite,
+        request_body,
         stream,
         stream_events,
     )
+
+    class Upload(StreamingResource):
+        """The body as it arrives, dropped: its size."""
+
+        isLeaf = True
+        stream_body = True
+        max_body_size = 0  # consumed as it arrives: no limit needed
+
+        async def render_PUT(self, request: Any) -> bytes:
+            size = 0
+            async for chunk in request_body(request):
+                size += len(chunk)
+            return b"%d\n" % size
 
     def gen(request: Any) -> Any:
         n, size = gen_params(query(request))
@@ -57,6 +72,7 @@ def make_site(root: str | None, sse_every: float, upstream: str | None = None) -
     top.putChild(b"ping", Leaf(ping))
     top.putChild(b"gen", Leaf(gen))
     top.putChild(b"threaded", Leaf(threaded))
+    top.putChild(b"upload", Upload())
     sse = Resource()
     sse.putChild(b"agen", Leaf(lambda request: stream_events(request, ticks())))
     sse.putChild(b"channel", EventStreamResource(channel))

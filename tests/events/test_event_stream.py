@@ -1,9 +1,10 @@
 """Serving Server-Sent Events: ``stream_events`` and ``EventStreamResource`` end to end
-against a real Site (the wire format itself is tested in ``test_sse``)."""
+against a real Site, over 127.0.0.1 or, where time matters, over the in-memory connections
+of ``twisted_stream.testing`` on its fake clock (the wire format itself is tested in
+``test_sse``)."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,13 +14,14 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
-from twisted.internet.testing import MemoryReactorClock
 from twisted.web.resource import Resource
 
 from twisted_stream import Outcome, stream_for
 from twisted_stream._demo._events import events_demo
 from twisted_stream._events._event_stream import EventStreamResource, stream_events
 from twisted_stream._events._sse import Event
+from twisted_stream.testing import StreamTestClient, assert_released
+from twisted_stream.testing._parse import parse_response
 
 from ..conftest import leaf
 from ..rawclient import RawClient, connect, get
@@ -29,26 +31,10 @@ from .test_sse import parse_sse
 
 def split_response(raw: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, bool]:
     """(status line, headers, de-chunked body so far, whether the terminator arrived)."""
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get(b"transfer-encoding") != b"chunked":
-        return lines[0], headers, rest, False
-    body = b""
-    while True:
-        size_line, sep, after = rest.partition(b"\r\n")
-        if not sep:
-            return lines[0], headers, body, False
-        size = int(size_line, 16)
-        if size == 0:
-            return lines[0], headers, body, after.startswith(b"\r\n")
-        if len(after) < size + 2:
-            return lines[0], headers, body, False
-        body += after[:size]
-        rest = after[size + 2 :]
+    head = raw.partition(b"\r\n\r\n")[0].split(b"\r\n")
+    parsed = parse_response(raw)
+    headers = {name.lower(): values[-1] for name, values in parsed.headers.getAllRawHeaders()}
+    return head[0], headers, parsed.body, parsed.complete
 
 
 def body_of(raw: RawClient) -> bytes:
@@ -193,11 +179,9 @@ async def test_a_silent_stream_gets_heartbeats(server: Any) -> None:
     raw.transport.abortConnection()  # type: ignore[union-attr]
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_client_leaving_tears_everything_down(server: Any) -> None:
+def test_a_client_leaving_tears_everything_down() -> None:
     """When the client disconnects, the generator's finally runs, the stream ends as
     client-gone and no heartbeat timer is left behind."""
-    clock = MemoryReactorClock()
     cleaned: list[str] = []
 
     def source(request: Any) -> Iterator[object]:
@@ -207,17 +191,16 @@ async def test_a_client_leaving_tears_everything_down(server: Any) -> None:
         finally:
             cleaned.append("finally")
 
-    requests = serve_events(server, source, reactor=clock)
-    raw = await connect(server.port, get())
-    await until(lambda: body_of(raw) == b"data: hello\n\n", what="the first event")
-    handle = stream_for(requests[0])
-    assert handle is not None and handle.endless
-    assert any(c.active() for c in clock.getDelayedCalls())
-    raw.transport.abortConnection()  # type: ignore[union-attr]
-    result = await within(handle.when_done())
-    assert result.outcome is Outcome.CLIENT_GONE
-    assert cleaned == ["finally"]
-    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+    with StreamTestClient(leaf(lambda request: stream_events(request, source(request)))) as client:
+        response = client.get("/")
+        assert response.body == b"data: hello\n\n"
+        assert response.stream is not None and response.stream.endless
+        assert any(c.active() for c in client.clock.getDelayedCalls())
+        response.disconnect()
+        assert response.result is not None and response.result.outcome is Outcome.CLIENT_GONE
+        assert cleaned == ["finally"]
+        assert [c for c in client.clock.getDelayedCalls() if c.active()] == []
+        assert_released(response)
 
 
 @pytest_twisted.ensureDeferred
@@ -337,38 +320,28 @@ async def test_events_go_out_as_they_are_produced(server: Any) -> None:
     raw.transport.abortConnection()  # type: ignore[union-attr]
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_client_that_stops_reading_is_cut_as_stalled_heartbeats_or_not(
-    server: Any,
-) -> None:
-    """A client that stops reading an event stream is aborted after the stall timeout, even
-    though the source has gone quiet and heartbeats keep being due meanwhile."""
-    requests: list[Any] = []
+def test_a_client_that_stops_reading_is_cut_as_stalled_heartbeats_or_not() -> None:
+    """A client that stops reading an event stream is aborted when the stall timeout
+    passes, though the source has gone quiet and heartbeats keep being due meanwhile; it
+    took no more from the source than the transport's buffer and one engine buffer."""
     big = "x" * 65536
 
     def source(request: Any) -> Iterator[object]:
-        for _ in range(64):  # 4 MiB: far more than the small socket buffers hold
+        for _ in range(64):  # 4 MiB: far more than the transport holds
             yield big
         yield Deferred()  # then silence: only heartbeats would flow
 
     def render(request: Any) -> Any:
-        requests.append(request)
-        handle = request.channel.transport.getHandle()
-        handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         return stream_events(request, source(request), heartbeat=0.05, stall_timeout=0.3)
 
-    server.serve(leaf(render))
-    raw = await connect(server.port, get())
-    raw.transport.getHandle().setsockopt(  # type: ignore[union-attr]
-        socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
-    )
-    raw.stop_reading()
-    await until(lambda: bool(requests), what="the request")
-    handle = stream_for(requests[0])
-    assert handle is not None
-    result = await within(handle.when_done())
-    assert result.outcome is Outcome.STALLED
-    assert result.bytes_sent < 64 * 65536
+    with StreamTestClient(leaf(render)) as client:
+        response = client.get("/", stop_reading_after=0)
+        client.advance(0.25)
+        assert response.result is None
+        client.advance(0.05)
+        assert response.result is not None and response.result.outcome is Outcome.STALLED
+        assert response.result.bytes_sent <= 3 * 65536
+        assert response.disconnected
 
 
 @pytest_twisted.ensureDeferred

@@ -70,6 +70,8 @@ class Response:
     ended: bool = False
     reset: int | None = None
     """The RST_STREAM error code, if the server reset the stream."""
+    informational: list[int] = field(default_factory=list)
+    """The 1xx statuses received before the response (``100`` for ``100 Continue``)."""
 
     @property
     def done(self) -> bool:
@@ -105,6 +107,9 @@ class H2Client:
         self.keep_body = keep_body
         self.timeout = timeout
         self.responses: dict[int, Response] = {}
+        self.window_updates: dict[int, int] = {}
+        """Window opened by the server's WINDOW_UPDATE frames, per stream (0: the
+        connection)."""
         self.frames = GoAwaySplitter()
         self.closed = False
         self.local_port = 0
@@ -159,6 +164,70 @@ class H2Client:
         self._flush()
         return stream_id
 
+    def request(self, method: str, path: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> int:
+        """Send the headers of ``method path`` with a body to follow; the stream id."""
+        stream_id = int(self._conn.get_next_available_stream_id())
+        self.responses[stream_id] = Response()
+        self._conn.send_headers(
+            stream_id,
+            [
+                (b":method", method.encode()),
+                (b":scheme", b"https"),
+                (b":authority", b"localhost"),
+                (b":path", path.encode()),
+                *headers,
+            ],
+        )
+        self._flush()
+        return stream_id
+
+    def send_window(self, stream_id: int) -> int:
+        """What the server's windows let this client send on ``stream_id`` now."""
+        return int(self._conn.local_flow_control_window(stream_id))
+
+    def send_data(
+        self, stream_id: int, data: bytes, *, end: bool = True, stall: float | None = None
+    ) -> int:
+        """Send ``data`` on ``stream_id`` as the server's flow-control windows allow, reading
+        its frames (WINDOW_UPDATE, the response) meanwhile, then END_STREAM with ``end``.
+        With ``stall``, give up once no window opened for that many seconds; the bytes sent
+        (all of them unless it stalled, the stream was reset or the response ended)."""
+        sock = self._sock
+        assert sock is not None
+        sent = 0
+        waited_since = time.monotonic()
+        response = self.responses[stream_id]
+        while sent < len(data) and response.reset is None and not self.closed:
+            room = min(self.send_window(stream_id), self._conn.max_outbound_frame_size)
+            if room > 0:
+                chunk = data[sent : sent + room]
+                self._conn.send_data(stream_id, chunk)
+                self._flush()
+                sent += len(chunk)
+                waited_since = time.monotonic()
+                continue
+            if stall is not None and time.monotonic() - waited_since > stall:
+                return sent
+            assert time.monotonic() - waited_since < self.timeout, "the window never opened"
+            sock.settimeout(0.05)
+            try:
+                received = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, ssl.SSLError):
+                received = b""
+            finally:
+                sock.settimeout(self.timeout)
+            if not received:
+                self.closed = True
+                break
+            self._handle(self._conn.receive_data(self.frames.feed(received)))
+            self._flush()
+        if end and sent == len(data) and response.reset is None and not self.closed:
+            self._conn.end_stream(stream_id)
+            self._flush()
+        return sent
+
     def get_many(self, paths: Iterable[str]) -> list[int]:
         """Send ``GET`` for each of ``paths`` at once; their stream ids."""
         return [self.get(path) for path in paths]
@@ -186,6 +255,28 @@ class H2Client:
             if not data:
                 self.closed = True
                 continue
+            self._handle(self._conn.receive_data(self.frames.feed(data)))
+            self._flush()
+
+    def read_for(self, seconds: float) -> None:
+        """Read and handle whatever frames arrive for ``seconds`` (to show that something
+        does not come)."""
+        sock = self._sock
+        assert sock is not None
+        deadline = time.monotonic() + seconds
+        while not self.closed and time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            except (ConnectionResetError, ssl.SSLError):
+                data = b""
+            finally:
+                sock.settimeout(self.timeout)
+            if not data:
+                self.closed = True
+                break
             self._handle(self._conn.receive_data(self.frames.feed(data)))
             self._flush()
 
@@ -236,6 +327,12 @@ class H2Client:
                     )
             elif isinstance(event, h2.events.StreamEnded):
                 self.responses[event.stream_id].ended = True
+            elif isinstance(event, h2.events.InformationalResponseReceived):
+                status = dict(event.headers)[b":status"]
+                self.responses[event.stream_id].informational.append(int(status))
+            elif isinstance(event, h2.events.WindowUpdated):
+                opened = self.window_updates.get(event.stream_id, 0) + int(event.delta)
+                self.window_updates[event.stream_id] = opened
             elif isinstance(event, h2.events.StreamReset):
                 if event.stream_id in self.responses:
                     self.responses[event.stream_id].reset = int(event.error_code)

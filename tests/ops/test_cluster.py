@@ -59,3 +59,33 @@ def test_the_status_snapshot_lists_every_workers_streams(tmp_path: Path) -> None
     assert merged["streams"] == [{**row, "worker": 2}]
     assert [w["worker"] for w in merged["workers"]] == [1, 2]
     assert merged["shown"] == 1
+
+
+def test_uploads_add_up_over_workers(tmp_path: Path) -> None:
+    """Upload figures are shared like the streams': started, ended by outcome and bytes
+    received summed over workers and kept once a worker ended; uploads running count only
+    on running workers."""
+
+    class Running:
+        bytes_received = 40
+
+    clock = MemoryReactorClock()
+    one, two = worker_site(0, 0, 0), worker_site(0, 0, 0)
+    for site, started, received in ((one, 2, 100), (two, 3, 1000)):
+        site.metrics.uploads_started = started
+        site.metrics.uploads_ended["completed"] = started
+        site.metrics.bytes_received = received
+    two.active_uploads.add(Running())  # type: ignore[arg-type]
+    first = Cluster(one, str(tmp_path), 1, clock=clock, rows=lambda s: [])
+    second = Cluster(two, str(tmp_path), 2, clock=clock, rows=lambda s: [])
+    second.path = str(tmp_path / "worker-2-99998.json")
+    second.write()
+    assert cluster_of(one) is first
+    metrics, flat = site_figures(one)
+    assert flat["uploads_started"] == 5 and flat["uploads_active"] == 1
+    assert flat["bytes_received"] == 1140
+    assert metrics.uploads_ended["completed"] == 5
+    retire(str(tmp_path), 99998)
+    metrics, flat = site_figures(one)
+    assert flat["uploads_active"] == 0 and flat["bytes_received"] == 1140
+    assert metrics.uploads_ended["completed"] == 5

@@ -346,3 +346,33 @@ async def test_an_explicit_site_and_a_plain_site(server: Any, client: Any) -> No
     response = await within(client.get(server.url("/metrics")))
     assert response.code == 500
     assert "not a twisted_stream StreamSite" in await within(response.text())
+
+
+def test_upload_families() -> None:
+    """Uploads appear on the page: running ones (``uploads_active``), started, ended by
+    outcome (every outcome listed, zero or not) and the bytes they received."""
+    from twisted_stream import StreamingResource, request_body
+
+    from ..http.conn import Conn, head
+
+    class Upload(StreamingResource):
+        isLeaf = True
+        stream_body = True
+
+        async def render_PUT(self, request: Any) -> bytes:
+            return await request_body(request).read()
+
+    conn = Conn(Upload(), max_body_size=10)
+    put = head("/", method="PUT", headers="Host: a\r\nContent-Length: 6\r\n") + b"abcdef"
+    conn.send(put)
+    samples = parse(render_text(families(conn.site)).decode())
+    assert value(samples, "uploads_active") == 0
+    assert value(samples, "uploads_started_total") == 1
+    assert value(samples, "bytes_received_total") == 6
+    for outcome, count in [
+        ("completed", 1),
+        ("too-large", 0),
+        ("incomplete", 0),
+        ("discarded", 0),
+    ]:
+        assert value(samples, "uploads_ended_total", outcome=outcome) == count

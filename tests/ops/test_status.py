@@ -474,3 +474,53 @@ async def test_a_new_viewer_sees_the_minutes_before_it_came(server: Any) -> None
     raw.transport.abortConnection()  # type: ignore[union-attr]
     await within(handle.when_done())
     feed.raw.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_uploads_are_listed_with_their_kind(server: Any, client: Any) -> None:
+    """A request body being streamed in is listed with kind ``upload``: its path, client,
+    protocol, bytes received so far and state (``paused`` while its application has not
+    asked for more), in ``?json`` and on the page; the totals count uploads and their
+    bytes; it goes once the body is in."""
+    from twisted_stream import StreamingResource, StreamSettings, request_body
+
+    hold: Deferred[None] = Deferred()
+
+    class Upload(StreamingResource):
+        isLeaf = True
+        stream_body = True
+
+        async def render_PUT(self, request: Any) -> bytes:
+            async for _ in request_body(request):
+                await hold
+            return b"ok\n"
+
+    root = Resource()
+    root.putChild(b"up", Upload())
+    root.putChild(b"status", StatusResource(interval=INTERVAL))
+    server.serve(root, settings=StreamSettings(max_body_size=0))
+    pending = client.put(server.url("/up"), data=b"u" * (4 * 1024 * 1024))
+
+    async def snapshot() -> dict[str, Any]:
+        response = await within(client.get(server.url("/status?json")))
+        found: dict[str, Any] = json.loads(await within(response.text()))
+        return found
+
+    snap = await snapshot()
+    for _ in range(100):
+        if snap["streams"] and snap["streams"][0]["paused"]:
+            break
+        snap = await snapshot()
+    (row,) = snap["streams"]
+    assert row["kind"] == "upload" and row["path"] == "/up"
+    assert row["protocol"] == "HTTP/1.1" and row["client"] == "127.0.0.1"
+    assert row["state"] == "paused" and 0 < row["bytes_received"] < 4 * 1024 * 1024
+    assert snap["active"] == 0 and snap["uploads"] == 1
+    assert snap["totals"]["uploads_active"] == 1
+    page = await within((await within(client.get(server.url("/status")))).text())
+    assert '<td data-col="kind">upload</td>' in page
+    assert "0 streams, 1 upload" in page
+    hold.callback(None)
+    assert (await within(pending)).code == 200
+    snap = await snapshot()
+    assert snap["streams"] == [] and snap["totals"]["bytes_received"] == 4 * 1024 * 1024

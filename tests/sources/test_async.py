@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 
 from twisted_stream._engine._chunks import chunk_converter
 from twisted_stream._engine._source import EOF, SliceDeadline
@@ -166,3 +169,35 @@ def test_run_awaitable_drives_to_completion() -> None:
     d = run_awaitable(work())
     gate.callback(41)
     assert result(d) == 42
+
+
+def test_waiting_between_items_leaves_no_reference_cycles() -> None:
+    """An async generator that awaits a Deferred before every item (an idle event stream)
+    leaves no garbage reference cycles behind: what each wait created is freed as soon as
+    the item is delivered, so thousands of such streams do not feed the cyclic GC."""
+    clock = MemoryReactorClock()
+
+    async def ticks() -> AsyncIterator[str]:
+        while True:
+            await deferLater(clock, 1.0, lambda: None)
+            yield "tick"
+
+    src = source(ticks())
+    waiting = src.read(100, FAR)
+    clock.advance(1.0)
+    assert result(waiting) == b"tick"  # warmed up
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(50):
+            waiting = src.read(100, FAR)
+            clock.advance(1.0)
+            assert result(waiting) == b"tick"
+        del waiting
+        gc.collect()
+        cycles = len(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert cycles == 0
+    src.close()

@@ -6,18 +6,16 @@ import time
 from typing import Any
 
 import pytest
-import pytest_twisted
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
-from twisted_stream import Outcome, SourceIdleTimeout, stream_for
+from twisted_stream import Outcome, SourceIdleTimeout
 from twisted_stream._engine._source import EOF, ReadResult, Ready, SliceDeadline
 from twisted_stream._events._event_stream import stream_events
 from twisted_stream._sources._heartbeat import HEARTBEAT, HeartbeatSource
+from twisted_stream.testing import StreamTestClient, assert_released
 
 from ..conftest import leaf
-from ..rawclient import connect, get
-from ..waiting import turns, until, within
 
 PAST = SliceDeadline(0.0, time.monotonic)
 """A slice deadline already passed (these sources hand over what they have at once)."""
@@ -227,11 +225,9 @@ def test_the_interval_must_be_positive() -> None:
         HeartbeatSource(Inner(), -1, MemoryReactorClock())
 
 
-@pytest_twisted.ensureDeferred
-async def test_heartbeat_timing_on_the_wire(server: Any) -> None:
-    """Over a real connection with a fake clock: headers at once, no comment before 15 s of
-    silence, one at 15 s; an event at 20 s pushes the next one to 35 s."""
-    clock = MemoryReactorClock()
+def test_heartbeat_timing_on_the_wire() -> None:
+    """Over the site's own connection on a fake clock: headers at once, no comment before
+    15 s of silence, one at 15 s; an event at 20 s pushes the next one to 35 s."""
     gate: Deferred[object] = Deferred()
 
     def events() -> Any:
@@ -239,63 +235,46 @@ async def test_heartbeat_timing_on_the_wire(server: Any) -> None:
         yield "tick"
         yield Deferred()  # silent for ever
 
-    server.serve(leaf(lambda request: stream_events(request, events(), reactor=clock)))
-    raw = await connect(server.port, get())
-    head = await within(raw.received_at_least(1))
-    await until(lambda: b"\r\n\r\n" in raw.received, what="the headers")
-    start = len(raw.received)
-    assert len(head) >= 1
+    with StreamTestClient(leaf(lambda request: stream_events(request, events()))) as client:
+        response = client.get("/")
+        assert response.code == 200
+        start = len(response.raw)
 
-    def body() -> bytes:
-        return bytes(raw.received[start:])
+        def body() -> bytes:
+            return response.raw[start:]
 
-    clock.advance(14.75)
-    await turns(20)
-    assert body() == b""
-    clock.advance(0.25)
-    await until(lambda: b":\n\n" in body(), what="the first heartbeat")
-    assert body() == b"3\r\n:\n\n\r\n"
-    clock.advance(5)  # t=20
-    gate.callback(None)
-    await until(lambda: b"tick" in body(), what="the event")
-    mark = len(body())
-    clock.advance(14.75)  # t=34.75
-    await turns(20)
-    assert len(body()) == mark
-    clock.advance(0.25)  # t=35
-    await until(lambda: len(body()) > mark, what="the second heartbeat")
-    assert body()[mark:] == b"3\r\n:\n\n\r\n"
-    raw.transport.abortConnection()  # type: ignore[union-attr]
-    await within(raw.closed)
+        client.advance(14.75)
+        assert body() == b""
+        client.advance(0.25)
+        assert body() == b"3\r\n:\n\n\r\n"
+        client.advance(5)  # t=20
+        gate.callback(None)
+        client.flush()
+        assert b"tick" in body()
+        mark = len(body())
+        client.advance(14.75)  # t=34.75
+        assert len(body()) == mark
+        client.advance(0.25)  # t=35
+        assert body()[mark:] == b"3\r\n:\n\n\r\n"
+        response.disconnect()
+        assert_released(response)
 
 
-@pytest_twisted.ensureDeferred
-async def test_heartbeats_do_not_count_as_activity_for_the_idle_timeout(server: Any) -> None:
+def test_heartbeats_do_not_count_as_activity_for_the_idle_timeout() -> None:
     """With heartbeat=5 and idle_timeout=12 on a fake clock, a silent source gets comments at
     5 s and 10 s, and still fails as idle at 12 s: a heartbeat is not data."""
-    clock = MemoryReactorClock()
-    requests: list[Any] = []
 
     def render(request: Any) -> Any:
-        requests.append(request)
-        return stream_events(
-            request, iter([Deferred()]), heartbeat=5, reactor=clock, idle_timeout=12
-        )
+        return stream_events(request, iter([Deferred()]), heartbeat=5, idle_timeout=12)
 
-    server.serve(leaf(render))
-    raw = await connect(server.port, get())
-    await until(lambda: b"\r\n\r\n" in raw.received, what="the headers")
-    start = raw.received.index(b"\r\n\r\n") + 4
-    for _ in range(2):
-        clock.advance(5)
-    await until(lambda: raw.received[start:].count(b":\n\n") == 2, what="two heartbeats")
-    clock.advance(1.75)  # t=11.75
-    await turns(20)
-    assert not raw.closed.called
-    handle = stream_for(requests[0])
-    assert handle is not None
-    clock.advance(0.25)  # t=12
-    result = await within(handle.when_done())
-    assert result.outcome is Outcome.SOURCE_FAILED
-    assert result.failure is not None and result.failure.check(SourceIdleTimeout)
-    raw.transport.abortConnection()  # type: ignore[union-attr]
+    with StreamTestClient(leaf(render)) as client:
+        response = client.get("/")
+        client.advance(10)
+        assert response.body.count(b":\n\n") == 2
+        client.advance(1.75)  # t=11.75
+        assert not response.disconnected and response.result is None
+        client.advance(0.25)  # t=12
+        result = response.result
+        assert result is not None and result.outcome is Outcome.SOURCE_FAILED
+        assert result.failure is not None and result.failure.check(SourceIdleTimeout)
+        assert response.disconnected and not response.complete

@@ -183,8 +183,10 @@ def test_a_new_stream_waits_at_most_the_queue_timeout() -> None:
     assert ran == []
 
 
+@pytest.mark.filterwarnings("error")
 def test_shutdown_does_not_wait_for_a_stuck_worker() -> None:
-    """The pool's threads are daemon threads and its shutdown trigger returns at once even
+    """The pool's threads are daemon threads, started without any warning (Python 3.13 warns
+    of a ``functools.partial`` thread factory), and its shutdown trigger returns at once even
     with a worker stuck in a blocking call (it would otherwise hold the process)."""
     clock = MemoryReactorClock()
     pool = StreamThreadPool(2)

@@ -2,10 +2,11 @@
 
 An index page links every demo; each lives in its own module and uses only the public API
 (``from twisted_stream import ...``): the countdown, CSV, download and clock pages
-(:mod:`._pages`), flow control seen live (:mod:`._flow`), Server-Sent Events
-(:mod:`._events`), a streamed template (:mod:`._template`) and the demo again through a
-``ProxyResource`` (:mod:`._proxy`). Every page shares one stylesheet and icon
-(:mod:`._style`). Query parameters let tests and curious users make them quick or small.
+(:mod:`._pages`), flow control seen live (:mod:`._flow`), an upload seen from both ends
+(:mod:`._upload`), Server-Sent Events (:mod:`._events`), a streamed template
+(:mod:`._template`) and the demo again through a ``ProxyResource`` (:mod:`._proxy`). Every
+page shares one stylesheet and icon (:mod:`._style`). Query parameters let tests and curious
+users make them quick or small.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ._proxy import proxied_demo
 from ._query import HTML, page
 from ._style import favicon, stylesheet
 from ._template import template_demo
+from ._upload import upload_demo
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,12 @@ DEMO_LINKS: list[DemoLink] = [
         "Flow control, live",
         "Your browser reads a stream as slowly as you choose; watch the server pause its "
         "source, and what it produced, sent and you received, side by side.",
+    ),
+    DemoLink(
+        "/upload/",
+        "Uploads, live",
+        "Send a file and watch both ends: the browser's upload progress and the bytes the "
+        "server has read, which holds the browser back when its reader is slower.",
     ),
     DemoLink(
         "/countdown/",
@@ -180,6 +188,7 @@ def demo_resource(
     root.putChild(b"favicon.svg", favicon())
     root.putChild(b"favicon.ico", favicon())
     root.putChild(b"flow", flow_demo())
+    root.putChild(b"upload", upload_demo())
     root.putChild(b"countdown", Countdown())
     root.putChild(b"csv", Csv())  # type: ignore[no-untyped-call]
     root.putChild(b"download", Download())  # type: ignore[no-untyped-call]

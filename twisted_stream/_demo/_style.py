@@ -43,6 +43,7 @@ ul.demos li { margin: .35em 0; }
 .pill.paused { color: var(--warn); background: #fffaeb; }
 .pill.waiting, .pill.idle { color: var(--muted); }
 .pill.done { color: var(--accent); }
+progress { width: 100%; height: 1.2em; }
 fieldset { border: 1px solid var(--line); border-radius: 6px; }
 fieldset label { margin-right: 1em; white-space: nowrap; }
 svg.timeline { width: 100%; height: auto; background: var(--panel); border: 1px solid var(--line);

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from .._errors import ChunkTypeError
 
 
+@functools.lru_cache(maxsize=32)
 def chunk_converter(charset: str) -> Callable[[object], bytes]:
-    """Return a function turning one yielded item into ``bytes``.
+    """Return a function turning one yielded item into ``bytes`` (one per charset, shared).
 
     ``bytes`` (and its subclasses) pass through; ``bytearray`` and ``memoryview`` are
     copied (the source may reuse its buffer after yielding it); ``str`` is encoded with

@@ -25,6 +25,10 @@ class Outcome(enum.Enum):
     ABORTED = "aborted"
     """The server ended it (``Stream.abort()``, shutdown, a limit): an aborted connection."""
 
+    # Members are singletons: identity hashing keeps the metrics' per-outcome counts off
+    # Enum's slow Python-level __hash__ (one lookup per stream).
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class StreamResult:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,10 +22,15 @@ from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
 from .._errors import ContentLengthError, SourceIdleTimeout, StreamAborted, StreamRejected
+from .._http._sendfile import SendfileWriter
+from .._http._transport import SocketTransport, direct_transport, flush
 from .._http._twisted import (
     abort_connection,
+    count_sent,
     has_channel,
+    has_encoder,
     headers_sent,
+    in_fake_head,
     is_disconnected,
     request_line,
     send_error_page,
@@ -34,7 +39,15 @@ from .._http._twisted import (
 from .._settings import StreamSettings
 from .._types import Clock, Monotonic, StreamRequest
 from ._outcome import Outcome
-from ._source import EOF, Heartbeat, Ready, SliceDeadline, Source, close_source
+from ._source import (
+    EOF,
+    FileBodySource,
+    Heartbeat,
+    Ready,
+    SliceDeadline,
+    Source,
+    close_source,
+)
 from ._state import TERMINAL, Signal, State, transition
 
 _log = Logger(namespace="twisted_stream")
@@ -97,7 +110,13 @@ class StreamProducer:
         self._next_slice: IDelayedCall | None = None
         self._connection_lost = False
         self._force_abort: IDelayedCall | None = None
-        self.source_closed: Deferred[None] = Deferred()
+        self._transport: SocketTransport | None = None
+        """The socket transport, when the engine may flush it and send files to it itself."""
+        self._unflushed = 0
+        """Bytes written since the transport was last flushed."""
+        self._file_writer: SendfileWriter | None = None
+        self._source_released = False
+        self._release_waiters: list[Deferred[None]] = []
 
     # Lifecycle.
 
@@ -111,7 +130,7 @@ class StreamProducer:
         if is_disconnected(request):
             self._lost(Failure(StreamAborted("the client had gone before the stream started")))
             return
-        request.notifyFinish().addCallbacks(lambda _: None, self._notified_lost)
+        request.notifyFinish().addErrback(self._notified_lost)
         if request.method == b"HEAD" or request.code in NO_BODY_CODES:
             # Headers only: the source is closed without ever being read.
             self._fire(Signal.FINISH)
@@ -125,9 +144,27 @@ class StreamProducer:
                 self._settings.deadline, self.abort, "the stream deadline passed"
             )
         request.registerProducer(self, True)
+        self._transport = transport = direct_transport(request)
+        if transport is not None and self._declared is not None and self._settings.sendfile:
+            self._file_writer = self._sendfile_writer(transport)
         if flush_headers:
             request.write(b"")
+            self._unflushed = 1
         self._run()
+
+    def _sendfile_writer(self, transport: SocketTransport) -> SendfileWriter | None:
+        """A writer sending the body with ``sendfile`` when it is exactly one region of an
+        open file and nothing needs to pass through ``Request.write`` (fake HEAD, Twisted's
+        encoders); None to read and write it instead."""
+        source, request = self._source, self.request
+        if not isinstance(source, FileBodySource) or not SendfileWriter.possible(transport):
+            return None
+        if in_fake_head(request) or has_encoder(request):
+            return None
+        body = source.file_body()
+        if body is None or body.length != self._declared or not body.length:
+            return None
+        return SendfileWriter(transport, self, *body)
 
     def reject(self) -> None:
         """The stream is refused before it starts: release the source unread."""
@@ -200,42 +237,105 @@ class StreamProducer:
             return
         self._running = True
         try:
-            self._pull()
+            if self._file_writer is not None:
+                self._send_file(self._file_writer)
+            else:
+                self._pull()
         finally:
             self._running = False
 
     def _pull(self) -> None:
-        limit = self._limit
         monotonic = self._monotonic
         deadline = SliceDeadline(monotonic() + self._slice, monotonic)
+        transport = self._transport
+        while True:
+            slice_over = self._fill(deadline)
+            if transport is None or not self._unflushed:
+                return
+            # The slice ends (paused, waiting, over): what it wrote goes out now, not on the
+            # reactor's next turn. If that empties the transport it resumes a paused stream
+            # from inside the flush, and the slice goes on.
+            self._flush(transport)
+            if slice_over or self.state is not State.STREAMING:
+                return
+
+    def _flush(self, transport: SocketTransport) -> None:
+        self._unflushed = 0
+        flush(transport)
+
+    def _fill(self, deadline: SliceDeadline) -> bool:
+        """Pull and write until the transport pauses us, the source waits or ends, or the
+        slice is over (True: the next slice is scheduled)."""
+        limit = self._limit
+        monotonic = self._monotonic
+        transport = self._transport
         # A slice fills the transport once: it ends when the transport pauses us (its buffer
         # is full), after slice_seconds, or after SLICE_BUFFERS buffers for a transport that
         # never pushes back (HTTP/2 with a large window; a body with a Content-Length, whose
-        # 64 KiB writes only reach Twisted's pause mark on the second one).
+        # 64 KiB writes only reach Twisted's pause mark on the second one). A transport the
+        # engine flushes itself is sent to as soon as a buffer is written, so it holds at
+        # most about one buffer and never needs a reactor turn per buffer.
         budget = SLICE_BUFFERS * limit
         while self.state is State.STREAMING:
             if budget <= 0 or monotonic() >= deadline.at:
                 self._next_slice = self._clock.callLater(0, self._slice_due)
-                return
+                return True
             if self._carry is not None:
                 budget -= self._write_carry(budget)
+            else:
+                try:
+                    result = self._source.read(limit, deadline)
+                except Exception:
+                    self._fail(Failure())
+                    return False
+                if result is EOF:
+                    self._complete()
+                    return False
+                if not isinstance(result, bytes):
+                    self._fire(Signal.WAIT)
+                    if self._settings.idle_timeout and self._idle_timer is None:
+                        self._idle_timer = self._clock.callLater(
+                            self._settings.idle_timeout, self._idle
+                        )
+                    result.addCallbacks(self._ready, self._read_failed)
+                    # A Deferred that had already fired has moved us on; else we wait for it.
+                    continue
+                budget -= self._accept(result, budget)
+            if transport is not None and self._unflushed >= limit:
+                self._flush(transport)
+                budget = SLICE_BUFFERS * limit
+        return False
+
+    def _send_file(self, writer: SendfileWriter) -> None:
+        """Send the file body with ``sendfile`` while the socket takes it, within the slice;
+        the writer pauses us while the socket is full."""
+        monotonic = self._monotonic
+        at = monotonic() + self._slice
+        while self.state is State.STREAMING:
+            if not writer.attached:
+                self.request.write(b"")  # the headers, which the transport sends first
+                writer.attach()  # pauses us until they are sent, or resumes us at once
                 continue
+            if monotonic() >= at:
+                self._next_slice = self._clock.callLater(0, self._slice_due)
+                return
             try:
-                result = self._source.read(limit, deadline)
-            except Exception:
+                sent = writer.send()
+            except ConnectionError:
+                self._lost(Failure())
+                abort_connection(self.request, self._clock, flush=False)
+                return
+            except OSError:  # reading the file failed, or it was truncated
                 self._fail(Failure())
                 return
-            if result is EOF:
+            if self.first_byte_at is None:
+                self.first_byte_at = monotonic()
+            self.bytes_sent += sent
+            count_sent(self.request, sent)
+            if not writer.remaining:
+                writer.detach()
                 self._complete()
                 return
-            if isinstance(result, bytes):
-                budget -= self._accept(result, budget)
-                continue
-            self._fire(Signal.WAIT)
-            if self._settings.idle_timeout and self._idle_timer is None:
-                self._idle_timer = self._clock.callLater(self._settings.idle_timeout, self._idle)
-            result.addCallbacks(self._ready, self._read_failed)
-            # A Deferred that had already fired has moved us on; otherwise we wait for it.
 
     def _slice_due(self) -> None:
         self._next_slice = None
@@ -309,6 +409,7 @@ class StreamProducer:
         if self.first_byte_at is None:
             self.first_byte_at = self._monotonic()
         self.bytes_sent += len(data)
+        self._unflushed += len(data)
         self.request.write(data)
 
     # Endings, each reached once.
@@ -327,6 +428,7 @@ class StreamProducer:
         self._fire(Signal.FINISH)
         self._teardown()
         self.request.unregisterProducer()
+        self._unflushed += 1  # the chunked terminator, if any, goes out with the slice's end
         self.request.finish()
         self._on_end(Outcome.COMPLETED, None)
 
@@ -413,11 +515,13 @@ class StreamProducer:
         self._on_end(outcome, Failure(error))
 
     def _teardown(self) -> None:
-        self._next_slice = _cancel(self._next_slice)
+        if self._file_writer is not None:
+            self._file_writer.detach()
+        for call in (self._next_slice, self._stall_timer, self._idle_timer, self._deadline_timer):
+            if call is not None and call.active():
+                call.cancel()
+        self._next_slice = self._stall_timer = self._idle_timer = self._deadline_timer = None
         self._unpaused()
-        self._stall_timer = _cancel(self._stall_timer)
-        self._idle_timer = _cancel(self._idle_timer)
-        self._deadline_timer = _cancel(self._deadline_timer)
         self._carry = None
         self._held = None
         self._close_source()
@@ -427,4 +531,25 @@ class StreamProducer:
             self.request.unregisterProducer()
 
     def _close_source(self) -> None:
-        close_source(self._source, request_line(self.request)).chainDeferred(self.source_closed)
+        closing = close_source(self._source, self._request_line)
+        if closing is None:
+            self._released()
+        else:
+            closing.addCallback(lambda _: self._released())
+
+    def _released(self) -> None:
+        self._source_released = True
+        waiters, self._release_waiters = self._release_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def when_source_closed(self) -> Deferred[None]:
+        """A new Deferred firing once the source has been released (never failing)."""
+        if self._source_released:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._release_waiters.append(d)
+        return d
+
+    def _request_line(self) -> str:
+        return request_line(self.request)

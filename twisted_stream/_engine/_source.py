@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -62,6 +62,15 @@ class SliceDeadline(NamedTuple):
         return self.monotonic() >= self.at
 
 
+class FileBody(NamedTuple):
+    """A body that is exactly ``length`` bytes of the open file ``fileno`` from ``offset``:
+    what a file source offers the engine to send without reading it (``sendfile``)."""
+
+    fileno: int
+    offset: int
+    length: int
+
+
 class Source(Protocol):
     """A body source as the engine sees it."""
 
@@ -86,6 +95,17 @@ class Source(Protocol):
         return a Deferred when releasing takes time (a threaded generator closes on its worker
         thread once its in-flight ``next()`` returns); it must never fail.
         """
+        ...
+
+
+@runtime_checkable
+class FileBodySource(Source, Protocol):
+    """A :class:`Source` that can also hand over its whole body as a :class:`FileBody`."""
+
+    def file_body(self) -> FileBody | None:
+        """The whole body, nothing read yet, as one region of an open regular file; None
+        when it is not that (several parts, not a regular file, reading has begun). May open
+        the file; the source still owns it and closes it in :meth:`Source.close`."""
         ...
 
 
@@ -116,22 +136,25 @@ def relay(inner: Deferred[_T], transform: Callable[[_T], Ready]) -> Deferred[Rea
     return out
 
 
-def close_source(source: Source, request_line: str) -> Deferred[None]:
-    """Close ``source`` (:meth:`Source.close`); a Deferred firing once it is released. It
-    never fails: a failure to close is logged with ``request_line``."""
+def close_source(source: Source, request_line: Callable[[], str]) -> Deferred[None] | None:
+    """Close ``source`` (:meth:`Source.close`); None when it is released at once, else a
+    Deferred firing once it is. It never fails: a failure to close is logged with
+    ``request_line()`` (called only then)."""
     try:
         closing = source.close()
     except BaseException:
-        _log.failure("{request_line}: closing the stream source failed", request_line=request_line)
-        return succeed(None)
+        _log.failure(
+            "{request_line}: closing the stream source failed", request_line=request_line()
+        )
+        return None
     if closing is None:
-        return succeed(None)
+        return None
 
     def closed_badly(reason: Failure) -> None:
         _log.failure(
             "{request_line}: closing the stream source failed",
             failure=reason,
-            request_line=request_line,
+            request_line=request_line(),
         )
 
     return closing.addErrback(closed_badly)

@@ -10,6 +10,7 @@ implements it); it never imports the site.
 from __future__ import annotations
 
 import time
+from typing import TypeGuard
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -123,14 +124,7 @@ class Stream:
     @property
     def source_closed(self) -> Deferred[None]:
         """Fires once the source has been released (a threaded one closes on its worker)."""
-        d: Deferred[None] = Deferred()
-
-        def relay(result: object) -> object:
-            d.callback(None)
-            return result
-
-        self._producer.source_closed.addBoth(relay)
-        return d
+        return self._producer.when_source_closed()
 
     def when_done(self) -> Deferred[StreamResult]:
         """A new Deferred firing with the :class:`StreamResult` when the stream ends.
@@ -203,12 +197,25 @@ def start_stream(
     request's site when that is a :class:`~twisted_stream._types.StreamRegistry`.
     """
     site = site_of(request)
-    registry: StreamRegistry[Stream] | None = site if isinstance(site, StreamRegistry) else None
+    registry = site if _is_registry(site) else None
     handle = Stream(request, source, settings, declared_length(request), clock, registry)
     handle.endless = endless
     setattr(request, _ATTRIBUTE, handle)
     handle._start(flush_headers=flush_headers)
     return NOT_DONE_YET
+
+
+_REGISTRY_TYPES: dict[type, bool] = {}
+"""Whether a site class is a :class:`StreamRegistry`: a runtime Protocol check costs more
+than the rest of starting a stream, and a site's class does not change."""
+
+
+def _is_registry(site: object) -> TypeGuard[StreamRegistry[Stream]]:
+    kind = type(site)
+    found = _REGISTRY_TYPES.get(kind)
+    if found is None:
+        found = _REGISTRY_TYPES[kind] = isinstance(site, StreamRegistry)
+    return found
 
 
 def stream_for(request: object) -> Stream | None:

@@ -95,7 +95,7 @@ def stream_events(
         raise ValueError(f"heartbeat must not be negative, not {heartbeat}")
     retry_bytes = b"retry: %d\n\n" % check_retry(retry) if retry is not None else b""
     merged = settings_for(request).replace(**settings)
-    reactor = default_reactor(reactor)
+    reactor = default_reactor(reactor, request)
     headers = request.responseHeaders
     headers.setRawHeaders(b"content-type", [CONTENT_TYPE])
     headers.setRawHeaders(b"cache-control", [b"no-store"])

@@ -63,7 +63,7 @@ def stream_ndjson(
     keywords override the site's :class:`~twisted_stream.StreamSettings`.
     """
     merged = settings_for(request).replace(**settings)
-    reactor = default_reactor(reactor)
+    reactor = default_reactor(reactor, request)
     request.setHeader(b"content-type", CONTENT_TYPE)
     adapted = adapt_for(
         request,

@@ -25,9 +25,11 @@ the whole class of it can be closed:
   length (413 before any body byte is read). A ``Transfer-Encoding`` Twisted refuses is told
   apart when it refuses: 501 for a coding we do not decode, 400 when ``chunked`` is not
   alone (an ``identity`` it lets through is refused the same way).
-- **The body**: decoded bytes pass through :meth:`StreamHTTPChannel._body_data` on their way
-  to the request, where the per-request limit (:meth:`StreamHTTPChannel.body_limit`) cuts a
-  chunked body with 413 before the byte past the limit is stored.
+- **The body** (:mod:`._h1body`, the channel's body half): when one follows the head, the
+  resource is found then (:func:`~._twisted.traverse_early`, kept for ``process``); a leaf
+  that streams bodies is rendered at once and reads the body as it arrives; for any other
+  the per-request limit (``body_limit``) cuts a chunked body with 413 before the byte past
+  the limit is stored.
 - **Every answer of ours** (:meth:`StreamHTTPChannel._answer`) is a complete response with
   ``Connection: close``; after it nothing more is parsed (``dataReceived`` drops), and the
   connection closes the way nginx's lingering close does: our side is shut down once the
@@ -38,13 +40,10 @@ HTTP/1.0 requests may omit ``Host`` (HTTP/1.0 has none); two ``Host`` headers or
 one get 400 in any version.
 
 A short response pays for a few attribute checks only: the overrides on its path are
-``connectionMade``, ``resetTimeout``, ``allHeadersReceived``, ``requestDone``,
-``writeHeaders`` and ``connectionLost``, with no timer added to Twisted's one.
+``connectionMade``, ``resetTimeout``, ``lineReceived``, ``allHeadersReceived``,
+``requestDone``, ``writeHeaders`` and ``connectionLost``, with no timer added to Twisted's
+one.
 
-Seams for request bodies: pause reading with the :data:`~._reading.BODY` reason of the same
-gate (``_reading()``; the hang-up watch comes with it), replace ``_body_data`` as the body's
-destination, override ``body_limit`` (the per-request decision point: a resource's own
-limit once traversal happens at the end of the head) and Twisted's ``_send100Continue``.
 HTTP/2 never reaches this class: :mod:`._protocol` picks the HTTP/2 connection by ALPN.
 """
 
@@ -62,7 +61,10 @@ from twisted.web.server import version as twisted_server
 
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from ._answers import answer
+from ._h1body import BodyStreaming
 from ._reading import READ_AHEAD, ReadGate
+from ._request_body import streams_body
+from ._twisted import process_early, traverse_early
 
 _log = Logger(namespace="twisted_stream.http")
 
@@ -84,7 +86,7 @@ _HTTPChannel: Any = HTTPChannel
 calls into Twisted's need no casts."""
 
 
-class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
+class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
     """``HTTPChannel`` whose input is bounded by the site's :class:`StreamSettings`."""
 
     settings: StreamSettings = DEFAULT_SETTINGS
@@ -102,10 +104,6 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
     _read_ahead = 0
     _answered = False
     _dropped = 0
-    _body_limit = 0
-    _body_received = 0
-    _deliver: Any = None
-    _finish_body: Any = None
 
     # The connection.
 
@@ -133,6 +131,7 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
         if self._gate is not None:
             self._gate.close()
         super().connectionLost(reason)
+        self._lose_body()  # after the request heard (a body fails from its notifyFinish)
 
     def handover(self) -> Any:
         """Give the connection up to another protocol (HTTP/2 after ALPN): stop our timers
@@ -222,24 +221,33 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
                 431, f"the request head is over {limit} bytes or {self.maxHeaders} fields"
             )
 
+    def lineReceived(self, line: bytes) -> None:
+        super().lineReceived(line)
+        request = self._render_pending
+        if request is not None:  # its head is complete and its resource streams bodies
+            self._render_pending = None
+            process_early(request)
+
     def allHeadersReceived(self) -> None:
         self._in_head = False
         request = self.requests[-1]
         problem = self._check_head(request)
+        if problem is None and self.length != 0:  # a body follows: find its resource now
+            resource = traverse_early(request, self._command, self._path, self._version)
+            if streams_body(resource):
+                self._new_body(request, self.body_limit(request))
+            else:
+                problem = self._check_length(request)
         if problem is not None:
             self._answer(*problem)
             self.length = None  # Twisted's lineReceived then switches to raw mode: dropped
             return
         super().allHeadersReceived()
         decoder = self._transferDecoder
-        if decoder is not None:
-            if self.settings.header_timeout:
-                self.setTimeout(self._idle_timeout)  # the body: Twisted's idle timeout
-            self._body_limit = self.body_limit(request)
-            self._body_received = 0
-            self._deliver, self._finish_body = decoder.dataCallback, decoder.finishCallback
-            decoder.dataCallback = self._body_data
-            decoder.finishCallback = self._body_done
+        if decoder is not None and self._streamed is not None:
+            self._stream_body(request, decoder)
+        elif decoder is not None:
+            self._limit_body(request, decoder)
 
     def _check_head(self, request: Any) -> tuple[int, str] | tuple[int, str, int] | None:
         """Why the complete head of ``request`` is refused: (status, detail[, retry after])."""
@@ -262,37 +270,7 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
             return 400, "more than one Host header"
         elif not _HOST.fullmatch(hosts[0]):
             return 400, "the Host header is not a valid host"
-        if length:  # a declared length (an int), or None for a chunked body
-            limit = self.body_limit(request)
-            if limit and length is not None and length > limit:
-                return 413, f"the body of {length} bytes is over the limit of {limit} bytes"
         return None
-
-    # The body.
-
-    def body_limit(self, request: Any) -> int:
-        """The most body bytes ``request`` may send; 0 for no limit.
-
-        The per-request decision point: a request carrying its own ``max_body_size``
-        (set once its resource is known) overrides the site's ``max_body_size``.
-        """
-        own = getattr(request, "max_body_size", None)
-        return own if isinstance(own, int) else self.settings.max_body_size
-
-    def _body_data(self, data: bytes) -> None:
-        """Decoded body bytes on their way to the request, within its limit."""
-        if self._answered:
-            return
-        self._body_received += len(data)
-        limit = self._body_limit
-        if limit and self._body_received > limit:
-            self._answer(413, f"the body is over the limit of {limit} bytes")
-            return
-        self._deliver(data)
-
-    def _body_done(self, rest: bytes) -> None:
-        if not self._answered:
-            self._finish_body(rest)
 
     # Input behind the request being answered.
 
@@ -308,6 +286,10 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
         super().rawDataReceived(data)
 
     def requestDone(self, request: Any) -> None:
+        body = self._streamed
+        if body is not None and body.request is request:
+            self._response_done_early(request)  # its body is not all in yet
+            return
         self._read_ahead = 0
         if self.persistent:
             # Before Twisted replays the buffered input (which may hold the next head) and
@@ -324,6 +306,8 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
     def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
         # Twisted's default Server (its name and version) gives way to ours; an
         # application's own stays. Headers keeps canonical names in ``_rawHeaders``.
+        if self._streamed is not None:
+            self._close_if_unread(self.requests[0] if self.requests else None, headers)
         raw = getattr(headers, "_rawHeaders", None)
         if isinstance(raw, dict) and raw.get(b"Server") == _TWISTED_SERVER:
             if self._server:
@@ -332,10 +316,17 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
                 del raw[b"Server"]
         super().writeHeaders(version, code, reason, headers)
 
+    def _send100Continue(self) -> None:
+        if self._streamed is None:  # a streamed body sends it when the application reads
+            super()._send100Continue()
+
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted's one answer to every bad request, told apart here (off the normal path):
         # its own counters tell a head too large, and the header line it was processing
-        # (``__header``) a transfer coding it does not decode.
+        # (``__header``) a transfer coding it does not decode; a streamed body's framing
+        # fails that body.
+        if self._malformed_body():
+            return
         if (
             self._receivedHeaderSize > self.totalHeadersSize
             or self._receivedHeaderCount > self.maxHeaders
@@ -356,15 +347,21 @@ class StreamHTTPChannel(_HTTPChannel):  # type: ignore[misc]
         """Answer ``status`` ourselves and close; nothing after it is parsed."""
         if self._answered:
             return
+        _log.info(
+            "{peer}: answered {status}: {detail}", peer=_peer(self), status=status, detail=detail
+        )
+        self.transport.write(answer(status, detail, server=self._server, retry_after=retry_after))
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        """Close after what was written, parsing nothing more (input is dropped)."""
+        if self._answered:
+            return
         self._answered = True
         self._in_head = False
         self.setTimeout(None)  # the linger call ends it now
         self.dataReceived = self._drop
         self.setRawMode()  # what is left of the input goes to rawDataReceived, which drops it
-        _log.info(
-            "{peer}: answered {status}: {detail}", peer=_peer(self), status=status, detail=detail
-        )
-        self.transport.write(answer(status, detail, server=self._server, retry_after=retry_after))
         self._linger()
 
     def _linger(self) -> None:

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import h2.exceptions
 import priority
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset, WindowUpdated
@@ -45,12 +46,18 @@ from twisted.python.failure import Failure
 from twisted.web._http2 import _END_STREAM_SENTINEL, H2Connection, H2Stream
 
 from .._types import Clock
+from ._h2body import H2BodyStreaming
 
 _log = Logger(namespace="twisted_stream.http2")
 
 STREAM_HIGH_WATER = 65536
 """Bytes queued for one stream past which its producer is paused: the HTTP/2 counterpart of
 the 64 KiB a TCP transport buffers before it pauses an HTTP/1.1 response's producer."""
+
+RECEIVE_WINDOW = 4 * 1024 * 1024
+"""The connection's receive window (Twisted leaves h2's 64 KiB): request bodies are bounded
+per stream by each stream's window, so one upload waiting for its consumer must not hold the
+window every other stream of the connection shares."""
 
 SEND_BUDGET = 512 * 1024
 """Most DATA bytes one connection sends in one reactor turn. The transport usually pushes
@@ -64,8 +71,9 @@ WRITE_BATCH = 128 * 1024
 per turn (Twisted's ``SEND_LIMIT``), in one TLS write instead of one per 16 KiB frame."""
 
 
-class StreamH2Stream(H2Stream):
-    """One HTTP/2 stream whose producer runs only while its connection lets it."""
+class StreamH2Stream(H2BodyStreaming, H2Stream):
+    """One HTTP/2 stream whose producer runs only while its connection lets it, and whose
+    request body is limited or streamed (:mod:`._h2body`)."""
 
     def update_producer(self) -> None:
         """Pause or resume the registered producer from the connection's state: the transport
@@ -146,6 +154,9 @@ class StreamH2Connection(H2Connection):
         if no_delay is not None:
             no_delay(True)
         super().connectionMade()
+        opened = RECEIVE_WINDOW - self.conn.inbound_flow_control_window
+        self.conn.increment_flow_control_window(opened)
+        self._tryToWriteControlData()
 
     # State the streams consult.
 
@@ -212,6 +223,7 @@ class StreamH2Connection(H2Connection):
             pass  # a PRIORITY frame came first and inserted it (blocked)
         else:
             self.priority.block(stream_id)
+        self.streams[stream_id].head_complete(has_body=event.stream_ended is None)
 
     def _requestDataReceived(self, event: DataReceived) -> None:
         if event.stream_id in self.streams:
@@ -228,7 +240,16 @@ class StreamH2Connection(H2Connection):
             super()._requestEnded(event)
 
     def _requestDone(self, streamID: int) -> None:
+        stream = self.streams.get(streamID)
         super()._requestDone(streamID)
+        if stream is not None and stream.reset_after_end:
+            # Our side ended with its body unread: the client stops sending (RFC 9113 §8.1).
+            try:
+                self.conn.reset_stream(streamID, error_code=ErrorCodes.NO_ERROR)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client had ended it too
+            else:
+                self._tryToWriteControlData()
         self._queued.pop(streamID, None)
         self._framing.discard(streamID)
         if self._going_away and not self.streams:

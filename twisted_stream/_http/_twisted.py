@@ -4,21 +4,27 @@ our own ``HTTPChannel`` subclass, :mod:`._channel`, which *is* the channel).
 Everything the engine needs of a request beyond :class:`~twisted_stream._types.StreamRequest`
 is here, named for what it means: whether the client has gone (``_disconnected``), whether
 the headers went out (``startedWriting``), fake HEAD (``_inFakeHead``), Twisted's response
-encoder (``_encoder``), the site and channel of a request, the HTTP/2 connection of a stream,
-aborting a connection or an HTTP/2 stream, and the answers written in place of a stream (the
-500 page, the 503 refusal), the request line for logs, the client address and the access-log
-line. Checked against
-Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
+encoder (``_encoder``), the body bytes the access log counts (``sentLength``), the site and
+channel of a request, the HTTP/2 connection of a stream, aborting a connection or an HTTP/2
+stream, and the answers written in place of a stream (the 500 page, the 503 refusal), the
+request line for logs, the client address and the access-log line. The transport under a
+request, which the engine flushes and sends files to directly, is :mod:`._transport`'s.
+Checked against Twisted 26.10 (``web/http.py``, ``web/server.py``, ``web/_http2.py``).
 """
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
+from urllib.parse import unquote_to_bytes as unquote
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
+from twisted.web.http import parse_qs
+from twisted.web.resource import getChildForRequest
 from twisted.web.server import _GzipEncoder
 
+from .._errors import RequestBodyError
 from .._types import Clock, MultiplexedConnection, StreamRequest
 
 FORCE_ABORT_AFTER = 15.0
@@ -80,6 +86,13 @@ def without_default_content_type(request: StreamRequest) -> None:
     request.defaultContentType = None  # type: ignore[attr-defined]
 
 
+def channel_of(request: StreamRequest) -> object | None:
+    """The connection (HTTP/1.x channel, or HTTP/2 stream) carrying ``request``; None once
+    detached."""
+    channel: object | None = getattr(request, "channel", None)
+    return channel
+
+
 def transport_of(request: StreamRequest) -> object | None:
     """The transport of the connection carrying ``request`` (None once detached)."""
     transport: object | None = getattr(getattr(request, "channel", None), "transport", None)
@@ -97,6 +110,18 @@ def has_gzip_encoder(request: StreamRequest) -> bool:
     """Whether Twisted's gzip encoder (``EncodingResourceWrapper`` with
     ``GzipEncoderFactory``) is set to encode this response."""
     return isinstance(getattr(request, "_encoder", None), _GzipEncoder)
+
+
+def has_encoder(request: StreamRequest) -> bool:
+    """Whether Twisted encodes the body on its way out (``Request._encoder``, set by
+    ``EncodingResourceWrapper``): then every body byte must go through ``Request.write``."""
+    return getattr(request, "_encoder", None) is not None
+
+
+def count_sent(request: StreamRequest, length: int) -> None:
+    """Count ``length`` body bytes sent around ``Request.write`` (by ``sendfile``) in the
+    request's ``sentLength``, which the access log reports."""
+    request.sentLength += length  # type: ignore[attr-defined]
 
 
 def drop_gzip_encoder(request: StreamRequest) -> bool:
@@ -178,6 +203,86 @@ def send_refusal(request: StreamRequest, reason: str, retry_after: int) -> None:
     request.responseHeaders.setRawHeaders(b"retry-after", [b"%d" % retry_after])
     body = f"Service Unavailable: {reason}.\n".encode()
     _answer(request, 503, b"text/plain; charset=utf-8", body)
+
+
+def answer_body_error(request: StreamRequest, error: RequestBodyError) -> bool:
+    """Answer ``error.code`` (a request body's 4xx) with its message, if the request is
+    still open and nothing was sent; whether it did."""
+    code = error.code
+    if code is None or headers_sent(request) or is_disconnected(request):
+        return False
+    if getattr(request, "finished", False):
+        return False
+    body = f"{code} {_REASONS.get(code, 'Error')}: {error}\n".encode("utf-8", "replace")
+    _answer(request, code, b"text/plain; charset=utf-8", body)
+    return True
+
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+}
+
+
+# Processing a request from its head (request bodies streamed to the resource).
+
+_KEPT = "_twisted_stream_traversal"
+"""Where a request keeps the traversal done at its head, for ``Site.getResourceFor``."""
+
+
+def traverse_early(request: Any, command: bytes, uri: bytes, version: bytes) -> object | None:
+    """Find the resource of ``request`` from its head alone, walking the site's resource tree
+    (``getChildForRequest``: every ``getChild``/``getChildWithDefault`` on the way, with
+    ``prepath`` and ``postpath`` as ``Request.process`` sets them), after setting what
+    ``requestReceived`` sets from the head (``method``, ``uri``, ``clientproto``, ``path``,
+    ``args`` of the query). The result is kept on the request for the site's
+    ``getResourceFor`` (:func:`resume_traversal`), which ``process`` still calls (once,
+    whenever the request is processed), so the tree is walked once. None for ``*`` and when
+    traversal raised (the failure is kept, and raised again where ``process`` answers it
+    500)."""
+    request.method, request.uri, request.clientproto = command, uri, version
+    path, _, query = uri.partition(b"?")
+    request.path = path
+    request.args = parse_qs(query, 1) if query else {}
+    if path == b"*":
+        return None
+    site = request.channel.site
+    request.site = site
+    request.prepath = []
+    request.postpath = list(map(unquote, path[1:].split(b"/")))
+    try:
+        resource: object = getChildForRequest(site.resource, request)
+    except BaseException:
+        setattr(request, _KEPT, Failure())
+        return None
+    setattr(request, _KEPT, (resource, list(request.prepath), list(request.postpath)))
+    return resource
+
+
+def resume_traversal(request: Any) -> object | None:
+    """The resource :func:`traverse_early` found for ``request`` (its ``prepath`` and
+    ``postpath`` restored), once; None if there is none (then traverse as usual)."""
+    kept = request.__dict__.pop(_KEPT, None)
+    if kept is None:
+        return None
+    if isinstance(kept, Failure):
+        kept.raiseException()
+    resource, request.prepath, request.postpath = kept
+    return resource  # type: ignore[no-any-return]
+
+
+def kept_resource(request: object) -> object | None:
+    """The resource :func:`traverse_early` found for ``request``, without taking it."""
+    kept = getattr(request, _KEPT, None)
+    return kept[0] if isinstance(kept, tuple) else None
+
+
+def process_early(request: Any) -> None:
+    """Process ``request`` now, before its body arrived (its resource takes bodies as
+    streams): ``Request.process``, whose ``getResourceFor`` gets the kept traversal."""
+    request.process()
 
 
 # Logging.

@@ -41,18 +41,24 @@ def counters(metrics: StreamMetrics, live: Mapping[str, float]) -> dict[str, Any
     return {
         "flat": dict(live),
         "ended": {outcome.value: metrics.ended[outcome] for outcome in Outcome},
+        "uploads_ended": dict(metrics.uploads_ended),
         "ttfb_buckets": list(metrics.ttfb_buckets),
     }
+
+
+GAUGES = frozenset({"streams_active", "uploads_active"})
+"""Figures of running things: a retired worker's no longer count."""
 
 
 def _add(total: dict[str, Any], part: Mapping[str, Any], *, gauges: bool) -> None:
     flat = total.setdefault("flat", {})
     for key, value in part.get("flat", {}).items():
-        if gauges or key != "streams_active":
+        if gauges or key not in GAUGES:
             flat[key] = flat.get(key, 0) + value
-    ended = total.setdefault("ended", {})
-    for key, value in part.get("ended", {}).items():
-        ended[key] = ended.get(key, 0) + value
+    for kind in ("ended", "uploads_ended"):
+        ended = total.setdefault(kind, {})
+        for key, value in part.get(kind, {}).items():
+            ended[key] = ended.get(key, 0) + value
     buckets = part.get("ttfb_buckets", [])
     mine = total.setdefault("ttfb_buckets", [0] * len(buckets))
     for i, value in enumerate(buckets[: len(mine)]):
@@ -111,7 +117,7 @@ class Cluster:
     def own(self) -> dict[str, Any]:
         """This worker's snapshot now."""
         site = self.site
-        live = site.metrics.snapshot(site.active_streams)
+        live = site.metrics.snapshot(site.active_streams, site.active_uploads)
         snapshot: dict[str, Any] = {
             "worker": self.index,
             "pid": os.getpid(),
@@ -170,12 +176,14 @@ class Cluster:
         flat = self.totals(own)["flat"]
         totals = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in flat.items()}
         active = sum(int(w["active"] or 0) for w in workers)
+        downloads = [row for row in streams if row.get("kind") != "upload"]
         return {
             **local,
             "active": active,
-            "paused": sum(1 for row in streams if row.get("paused")),
-            "stalled": sum(1 for row in streams if row.get("stalled")),
-            "shown": len(streams),
+            "paused": sum(1 for row in downloads if row.get("paused")),
+            "stalled": sum(1 for row in downloads if row.get("stalled")),
+            "shown": len(downloads),
+            "uploads": len(streams) - len(downloads),
             "streams": streams,
             "totals": totals,
             "workers": sorted(workers, key=lambda w: (w["worker"] or 0, w["pid"] or 0)),
@@ -192,7 +200,7 @@ def site_figures(site: StreamSite) -> tuple[StreamMetrics, dict[str, float]]:
     and their flat snapshot (as :meth:`StreamMetrics.snapshot`)."""
     cluster = cluster_of(site)
     if cluster is None:
-        return site.metrics, site.metrics.snapshot(site.active_streams)
+        return site.metrics, site.metrics.snapshot(site.active_streams, site.active_uploads)
     total = cluster.totals()
     merged = StreamMetrics()
     flat = total["flat"]
@@ -204,8 +212,12 @@ def site_figures(site: StreamSite) -> tuple[StreamMetrics, dict[str, float]]:
     merged.ttfb_sum = float(flat.get("ttfb_seconds_sum", 0.0))
     merged.ttfb_count = int(flat.get("ttfb_seconds_count", 0))
     merged.ttfb_buckets = [int(v) for v in total["ttfb_buckets"]]
+    merged.uploads_started = int(flat.get("uploads_started", 0))
+    merged.uploads_ended = Counter({k: int(v) for k, v in total["uploads_ended"].items()})
+    merged.bytes_received = int(flat.get("bytes_received", 0))
     snap = merged.snapshot(())
     snap["streams_active"] = flat.get("streams_active", 0)
+    snap["uploads_active"] = flat.get("uploads_active", 0)
     return merged, snap
 
 

@@ -27,7 +27,12 @@ The families (every name starts with ``twisted_stream_``):
 - ``pauses_total`` and ``paused_seconds_total``: how often and how long transports held
   streams paused (slow clients), including running streams;
 - ``time_to_first_byte_seconds`` (histogram): from the start of a stream to its first body
-  byte, recorded when the stream ends.
+  byte, recorded when the stream ends;
+- ``uploads_active`` (gauge), ``uploads_started_total`` and
+  ``uploads_ended_total{outcome=...}``: request bodies streamed to resources, by how they
+  ended: ``completed``, ``too-large`` (413), ``incomplete`` (client gone, malformed,
+  timed out), ``discarded`` (the response ended first);
+- ``bytes_received_total``: body bytes those uploads received, including running ones.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from zope.interface import implementer
 from .._engine._outcome import Outcome
 from .._http._methods import MethodsResource
 from ._cluster import site_figures
-from ._metrics import TTFB_BUCKETS
+from ._metrics import TTFB_BUCKETS, UPLOAD_OUTCOMES
 from ._site import StreamSite
 
 PREFIX = "twisted_stream_"
@@ -94,6 +99,11 @@ def families(site: StreamSite) -> list[Family]:
     )
     started_by_protocol = tuple(
         Sample("", (("protocol", p),), float(started)) for p, (_, started) in protocols.items()
+    )
+
+    upload_outcomes = tuple(
+        Sample("", (("outcome", outcome),), float(metrics.uploads_ended[outcome]))
+        for outcome in UPLOAD_OUTCOMES
     )
 
     def single(name: str, kind: str, help: str, key: str) -> Family:
@@ -152,6 +162,30 @@ def families(site: StreamSite) -> list[Family]:
                 Sample("_count", (), float(metrics.ttfb_count)),
                 Sample("_sum", (), float(metrics.ttfb_sum)),
             ),
+        ),
+        single(
+            "uploads_active",
+            "gauge",
+            "Request bodies being streamed to resources now.",
+            "uploads_active",
+        ),
+        single(
+            "uploads_started_total",
+            "counter",
+            "Request bodies streamed to resources (uploads) started.",
+            "uploads_started",
+        ),
+        Family(
+            PREFIX + "uploads_ended_total",
+            "counter",
+            "Uploads that ended, by outcome (discarded: the response ended first).",
+            upload_outcomes,
+        ),
+        single(
+            "bytes_received_total",
+            "counter",
+            "Body bytes received by uploads, including running ones.",
+            "bytes_received",
         ),
     ]
 

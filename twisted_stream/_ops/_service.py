@@ -71,7 +71,7 @@ class StreamWebSite(StreamSite):
         # Added before the resource renders, so one that sets the same header replaces it.
         for name, value in self.extra_headers:
             request.responseHeaders.addRawHeader(name, value)
-        found: IResource = super().getResourceFor(request)  # type: ignore[no-untyped-call]
+        found: IResource = super().getResourceFor(request)
         return found
 
 

@@ -11,8 +11,10 @@ from twisted.web.server import Site
 from .._backends._current import set_channel_backend
 from .._backends._shared import SharedBackend
 from .._engine._stream import Stream
+from .._http._body import RequestBody
 from .._http._clients import ClientConnections
 from .._http._protocol import h2_connection_class, http_protocol
+from .._http._twisted import resume_traversal
 from .._settings import StreamSettings
 from .._sources._pool import StreamThreadPool
 from .._types import Monotonic
@@ -35,7 +37,10 @@ class StreamSite(Site):
     Its connections are served by our HTTP channel (:mod:`twisted_stream._http._channel`),
     which bounds what a client may send (the settings ``header_timeout``,
     ``max_header_size``, ``max_body_size``, ``max_read_ahead``,
-    ``max_connections_per_client``) and says ``server_header`` as ``Server``.
+    ``max_connections_per_client``) and says ``server_header`` as ``Server``. For a request
+    with a body, resources are found when its head is complete (``getResourceFor`` runs
+    then, once); the request bodies streamed to resources (``active_uploads``) are
+    registered and counted here too (``UploadRegistry``).
     """
 
     protocol = http_protocol
@@ -58,6 +63,8 @@ class StreamSite(Site):
             set_channel_backend(channel_backend)
         self.stream_settings = settings if settings is not None else StreamSettings()
         self.active_streams: set[Stream] = set()
+        self.active_uploads: set[RequestBody] = set()
+        """Request bodies being streamed to resources now."""
         self.metrics = StreamMetrics()
         self.connections = ClientConnections()
         """Open connections per client, counted while ``max_connections_per_client`` is set."""
@@ -89,6 +96,26 @@ class StreamSite(Site):
                 self.stopFactory()
 
         DeferredList(streams).addCallback(ended)
+
+    def getResourceFor(self, request: Any) -> Any:
+        # A request with a body had its resource tree walked when its head was complete
+        # (to know whether its resource streams bodies): not again.
+        found = resume_traversal(request)
+        if found is None:
+            return super().getResourceFor(request)  # type: ignore[no-untyped-call]
+        request.site = self
+        request.sitepath = []
+        return found
+
+    def upload_started(self, body: RequestBody) -> None:
+        """Register a request body that starts streaming."""
+        self.active_uploads.add(body)
+        self.metrics.upload_started()
+
+    def upload_ended(self, body: RequestBody) -> None:
+        """Unregister a streamed request body that ended (``body.outcome`` set)."""
+        self.active_uploads.discard(body)
+        self.metrics.upload_ended(body.bytes_received, body.outcome or "incomplete")
 
     def admit(self, stream: Stream, settings: StreamSettings) -> str | None:
         """Register ``stream`` as active, or say why a limit refuses it (then counted as

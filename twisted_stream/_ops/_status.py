@@ -5,6 +5,7 @@
 - ``GET PATH``: an HTML page with charts of the last five minutes (total throughput, active,
   paused and stalled streams, outcomes per interval), the active streams (path, client,
   protocol, kind, bytes sent, current rate with a sparkline, state, time to first byte, age)
+  and the request bodies being streamed in (kind ``upload``: bytes received and their rate)
   and the site's totals (the figures of :mod:`._metrics`), every number formatted for
   people. The tables are complete as served (they work without JavaScript); a script then
   keeps everything live from the event stream below and draws the charts as inline SVG (no
@@ -67,6 +68,7 @@ from ._status_snapshot import (
     Snapshot,
     ledger_of,
     stream_row,
+    upload_row,
     wall_clock,
 )
 
@@ -115,7 +117,7 @@ class StatusResource(MethodsResource):
         self.max_rows = max_rows
         self.window = window
         self._reactor = reactor
-        self._ids: weakref.WeakKeyDictionary[Stream, int] = weakref.WeakKeyDictionary()
+        self._ids: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self._next_id = itertools.count(1)
         self._progress = Progress()
         self._histories: weakref.WeakKeyDictionary[StreamSite, History] = (
@@ -128,10 +130,10 @@ class StatusResource(MethodsResource):
         site = self.site if self.site is not None else getattr(request, "site", None)
         return site if isinstance(site, StreamSite) else None
 
-    def _id(self, stream: Stream) -> int:
-        found = self._ids.get(stream)
+    def _id(self, item: object) -> int:
+        found = self._ids.get(item)
         if found is None:
-            found = self._ids[stream] = next(self._next_id)
+            found = self._ids[item] = next(self._next_id)
         return found
 
     def history(self, site: StreamSite) -> History:
@@ -189,14 +191,26 @@ class StatusResource(MethodsResource):
                 age = now - stream.started_at
                 rate = stream.bytes_sent / age if age > 0 else 0.0
             rows.append(stream_row(stream, key, now, rate, paused_for[stream]))
+        shown = len(rows)
+        uploads = sorted(site.active_uploads, key=lambda b: b.started_at)[: self.max_rows]
+        trust = site.stream_settings.trust_forwarded_for
+        for body in uploads:
+            key = self._id(body)
+            age = now - body.started_at
+            if rates is not None:
+                rate = rates.rate_of(key, body.bytes_received, age, now)
+            else:
+                rate = body.bytes_received / age if age > 0 else 0.0
+            rows.append(upload_row(body, key, now, rate, trust))
         if rates is not None:
-            rates.forget_except({self._id(s) for s in listed})
+            rates.forget_except({self._id(s) for s in listed} | {self._id(b) for b in uploads})
         totals = ledger.totals(site, active)
         return {
             "time": wall_clock(),
             "interval": self.interval,
             "active": len(active),
-            "shown": len(rows),
+            "shown": shown,
+            "uploads": len(site.active_uploads),
             "paused": sum(1 for s in active if s.paused),
             "stalled": sum(1 for s in active if paused_for[s] >= STALLED_AFTER),
             "streams": rows,

@@ -190,7 +190,8 @@
       cell(row, "client", s.client);
       cell(row, "protocol", s.protocol);
       cell(row, "kind", s.kind);
-      cell(row, "sent", bytes(s.bytes_sent), "num");
+      var upload = s.kind === "upload";
+      cell(row, "sent", bytes(upload ? s.bytes_received : s.bytes_sent), "num");
       var r = cell(row, "rate", "", "num");
       r.appendChild(sparkline(values));
       r.appendChild(document.createTextNode(rate(s.rate)));
@@ -199,9 +200,10 @@
       badge.className = "badge " + kind;
       badge.textContent = kind === "paused" || kind === "stalled"
         ? kind + " " + duration(s.paused_for) : kind;
-      badge.title = HINTS[kind];
+      badge.title = HINTS[s.kind + " " + kind] || HINTS[kind];
       state.appendChild(badge);
-      if (s.ttfb === null) cell(row, "ttfb", "waiting " + duration(s.age), "num pending");
+      if (upload) cell(row, "ttfb", "-", "num");
+      else if (s.ttfb === null) cell(row, "ttfb", "waiting " + duration(s.age), "num pending");
       else cell(row, "ttfb", duration(s.ttfb), "num");
       cell(row, "age", duration(s.age), "num");
       if ("worker" in s) cell(row, "worker", String(s.worker), "num");
@@ -209,9 +211,11 @@
     });
     Object.keys(sparks).forEach(function (id) { if (!seen[id]) delete sparks[id]; });
     table.replaceChild(tbody, table.tBodies[0]);
-    document.getElementById("shown").textContent = snap.shown < snap.active
+    var uploads = snap.uploads
+      ? ", " + count(snap.uploads) + (snap.uploads === 1 ? " upload" : " uploads") : "";
+    document.getElementById("shown").textContent = (snap.shown < snap.active
       ? "showing the " + count(snap.shown) + " oldest of " + count(snap.active) + " streams"
-      : count(snap.active) + (snap.active === 1 ? " stream" : " streams");
+      : count(snap.active) + (snap.active === 1 ? " stream" : " streams")) + uploads;
   }
   function showTotals(totals) {
     Array.prototype.forEach.call(document.querySelectorAll("#totals td"), function (td) {

@@ -58,6 +58,9 @@ _TOTALS = (
     ("streams_aborted", "aborted", "count"),
     ("streams_rejected", "rejected", "count"),
     ("bytes_sent", "bytes sent", "bytes"),
+    ("uploads_active", "uploads being received", "count"),
+    ("uploads_started", "uploads started", "count"),
+    ("bytes_received", "bytes received by uploads", "bytes"),
     ("pauses", "pauses", "count"),
     ("paused_seconds", "time paused", "duration"),
     ("ttfb_seconds_count", "first bytes timed", "count"),
@@ -69,7 +72,7 @@ COLUMNS = (
     ("client", "client"),
     ("protocol", "protocol"),
     ("kind", "kind"),
-    ("sent", "sent"),
+    ("sent", "bytes"),
     ("rate", "rate"),
     ("state", "state"),
     ("ttfb", "first byte"),
@@ -101,6 +104,10 @@ HINTS = {
     "paused": "paused: its client is not reading (the engine pulls nothing meanwhile)",
     "stalled": "stalled: paused with nothing sent for a while; the engine aborts it after "
     "stall_timeout",
+    "upload streaming": "receiving: the application reads the body as fast as it comes",
+    "upload waiting": "waiting for the client to send more of the body",
+    "upload paused": "paused: the application has not asked for more, so the body is not "
+    "read (the client is held back)",
 }
 """What each state badge means, shown on hover."""
 
@@ -125,7 +132,12 @@ def stream_row_html(row: Mapping[str, Any]) -> str:
     badge = (
         f"{kind} {format_duration(row['paused_for'])}" if kind in ("paused", "stalled") else kind
     )
-    if row["ttfb"] is None:
+    upload = row["kind"] == "upload"
+    hint = HINTS.get(f"{row['kind']} {kind}", HINTS[kind])
+    moved = row["bytes_received"] if upload else row["bytes_sent"]
+    if upload:
+        ttfb = _cell("ttfb", "-", "num")
+    elif row["ttfb"] is None:
         ttfb = _cell("ttfb", f"waiting {format_duration(row['age'])}", "num pending")
     else:
         ttfb = _cell("ttfb", format_duration(row["ttfb"]), "num")
@@ -135,9 +147,9 @@ def stream_row_html(row: Mapping[str, Any]) -> str:
         + _cell("client", row["client"])
         + _cell("protocol", row["protocol"])
         + _cell("kind", row["kind"])
-        + _cell("sent", format_bytes(row["bytes_sent"]), "num")
+        + _cell("sent", format_bytes(moved), "num")
         + _cell("rate", format_rate(row["rate"]), "num")
-        + f'<td data-col="state"><span class="badge {kind}" title="{escape(HINTS[kind])}">'
+        + f'<td data-col="state"><span class="badge {kind}" title="{escape(hint)}">'
         + f"{escape(badge)}</span></td>"
         + ttfb
         + _cell("age", format_duration(row["age"]), "num")
@@ -160,12 +172,14 @@ def total_text(key: str, kind: str, totals: Mapping[str, float]) -> str:
 
 
 def shown_text(snap: Mapping[str, Any]) -> str:
+    uploads = snap.get("uploads", 0)
+    tail = f", {format_count(uploads)} upload{'' if uploads == 1 else 's'}" if uploads else ""
     if snap["shown"] < snap["active"]:
         return (
             f"showing the {format_count(snap['shown'])} oldest of "
-            f"{format_count(snap['active'])} streams"
+            f"{format_count(snap['active'])} streams{tail}"
         )
-    return f"{format_count(snap['active'])} stream{'' if snap['active'] == 1 else 's'}"
+    return f"{format_count(snap['active'])} stream{'' if snap['active'] == 1 else 's'}{tail}"
 
 
 def render_page(snap: Mapping[str, Any], window: float = HISTORY_SECONDS) -> str:
@@ -191,7 +205,13 @@ def render_page(snap: Mapping[str, Any], window: float = HISTORY_SECONDS) -> str
             f'<div class="tile"><span class="label">{escape(label)}</span>'
             f'<span class="value" id="tile-{key}">{escape(value)}</span></div>'
             for key, label, value in (
-                ("rate", "throughput", format_rate(sum(row["rate"] for row in snap["streams"]))),
+                (
+                    "rate",
+                    "throughput",
+                    format_rate(
+                        sum(row["rate"] for row in snap["streams"] if row["kind"] != "upload")
+                    ),
+                ),
                 ("active", "active streams", format_count(snap["active"])),
                 ("paused", "paused by their client", format_count(snap["paused"])),
                 ("stalled", "stalled", format_count(snap["stalled"])),

@@ -17,6 +17,8 @@ from typing import Any
 
 from .._engine._outcome import Outcome
 from .._engine._stream import Stream
+from .._http._body import RequestBody
+from .._http._twisted import client_address
 from ._metrics import StreamMetrics
 from ._site import StreamSite
 
@@ -59,9 +61,9 @@ class FeedLedger:
         return [s for s in site.active_streams if s not in self.live]
 
     def totals(self, site: StreamSite, active: Iterable[Stream]) -> dict[str, float]:
-        """The site's figures for ``active`` (its streams except feeds), less those of the
-        feeds that ended."""
-        figures = site.metrics.snapshot(active)
+        """The site's figures for ``active`` (its streams except feeds) and its uploads, less
+        those of the feeds that ended."""
+        figures = site.metrics.snapshot(active, site.active_uploads)
         feeds = self.ended.snapshot(())
         for key, value in feeds.items():
             if key != "streams_active":
@@ -87,11 +89,14 @@ class Rates:
         self._last: dict[int, tuple[int, float]] = {}
 
     def rate(self, key: int, stream: Stream, now: float) -> float:
-        sent = stream.bytes_sent
+        return self.rate_of(key, stream.bytes_sent, stream.age, now)
+
+    def rate_of(self, key: int, sent: int, age: float, now: float) -> float:
+        """Bytes per second of the item ``key``, which has moved ``sent`` bytes in the
+        ``age`` seconds it has lived."""
         previous = self._last.get(key)
         self._last[key] = (sent, now)
         if previous is None:
-            age = stream.age
             return sent / age if age > 0 else 0.0
         elapsed = now - previous[1]
         return (sent - previous[0]) / elapsed if elapsed > 0 else 0.0
@@ -175,10 +180,10 @@ def protocol_of(stream: Stream) -> str:
     return stream.protocol or "-"
 
 
-def kind_of(stream: Stream) -> str:
-    """``download`` (a response body is streamed); request bodies streamed in will be
-    ``upload``."""
-    return "download"
+def kind_of(item: Stream | RequestBody) -> str:
+    """``download`` (a response body streamed out, a :class:`Stream`) or ``upload`` (a
+    request body streamed in, a :class:`~twisted_stream.RequestBody`)."""
+    return "upload" if isinstance(item, RequestBody) else "download"
 
 
 def stream_row(
@@ -201,6 +206,32 @@ def stream_row(
         "state": stream.state.value,
         "ttfb": None if ttfb is None else round(ttfb, 6),
         "age": round(age, 3),
+    }
+
+
+def upload_row(
+    body: RequestBody, key: int, now: float, rate: float, trust_forwarded_for: bool
+) -> dict[str, Any]:
+    """One request body being streamed in, as the page lists it (in the streams table,
+    kind ``upload``): ``paused`` while its application has not asked for more (the socket
+    or the HTTP/2 window is then held), ``waiting`` while it waits for the client."""
+    request: Any = body.request
+    state = "paused" if body.paused else "waiting" if body.waiting else "streaming"
+    return {
+        "id": key,
+        "path": bytes(request.uri).decode("latin-1", "replace"),
+        "client": client_address(request, trust_forwarded_for),
+        "protocol": bytes(request.clientproto).decode("latin-1", "replace"),
+        "kind": kind_of(body),
+        "bytes_sent": 0,
+        "bytes_received": body.bytes_received,
+        "rate": round(rate, 1),
+        "paused": body.paused,
+        "paused_for": 0.0,
+        "stalled": False,
+        "state": state,
+        "ttfb": None,
+        "age": round(max(0.0, now - body.started_at), 3),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from .._engine._source import EOF, ReadResult, Ready, SliceDeadline, relay
+from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
 from ._gather import Gatherer
 
 _StepResult = tuple[bool, object]
@@ -25,52 +25,115 @@ def _start(aw: Awaitable[object]) -> Generator[Any, Any, object]:
     return aw.__await__()
 
 
-def _drive(
-    step: Generator[Any, Any, object], yielded: object
-) -> tuple[Deferred[object], Deferred[None]]:
-    """Resume a suspended awaitable until it completes, like Twisted's coroutine driver.
+class _Driver:
+    """Resumes a suspended awaitable until it completes, like Twisted's coroutine driver:
+    the Deferred :meth:`drive` returns fires with its value (or fails with its exception).
 
-    Returns ``(result, completed)``: ``result`` fires with the awaitable's outcome, and
-    cancelling it cancels the Deferred the awaitable waits on; ``completed`` fires (never
-    fails) once the awaitable has really finished, which after a cancellation may be later
-    (an ``await`` in a ``finally`` goes on running).
+    One small object per suspension, and no reference cycle outlives a step: the Deferred
+    it waits on refers to it only until that Deferred fires, and once the awaitable is done
+    nothing refers back to the driver. An idle stream waiting on its generator therefore
+    leaves nothing for the cyclic garbage collector (closures calling each other did, for
+    every event). Cancelling the result cancels the Deferred the awaitable waits on.
+
+    For an ``__anext__`` step, ``convert`` turns the item into body bytes and
+    ``StopAsyncIteration`` is the end (:data:`EOF`, recorded in ``gather``), so the result
+    is what the engine waits for, with no Deferred in between.
     """
-    current: list[Deferred[object]] = []
-    result: Deferred[object] = Deferred(lambda _: current[0].cancel() if current else None)
-    completed: Deferred[None] = Deferred()
 
-    def resume(value: object, failure: Failure | None) -> None:
+    __slots__ = ("_convert", "_finished", "_gather", "_result", "_step", "_waiting")
+
+    def __init__(
+        self,
+        step: Generator[Any, Any, object],
+        convert: Callable[[object], bytes] | None = None,
+        gather: Gatherer | None = None,
+    ) -> None:
+        self._step: Generator[Any, Any, object] | None = step
+        self._convert = convert
+        self._gather = gather
+        self._waiting: Deferred[object] | None = None
+        self._result: Deferred[Any] | None = None
+        self._finished: list[Deferred[None]] | None = None
+
+    def drive(self, yielded: object) -> Deferred[Any]:
+        """Start from what the awaitable first ``yielded``; the Deferred of its result."""
+        result: Deferred[Any] = Deferred(self._cancel)
+        self._result = result
+        self._resume(yielded, None, first=True)
+        return result
+
+    def when_finished(self) -> Deferred[None]:
+        """A Deferred firing (never failing) once the awaitable has really finished, which
+        after a cancellation may be later than its result (an ``await`` in a ``finally``
+        goes on running). Made only when asked for: nothing per step."""
+        if self._step is None:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        if self._finished is None:
+            self._finished = []
+        self._finished.append(waiter)
+        return waiter
+
+    def _cancel(self, _: Deferred[Any]) -> None:
+        waiting = self._waiting
+        if waiting is not None:
+            waiting.cancel()
+
+    def _resumed(self, value: object) -> None:
+        self._resume(value, None)
+
+    def _failed(self, reason: Failure) -> None:
+        self._resume(None, reason)
+
+    def _resume(self, value: object, failure: Failure | None, first: bool = False) -> None:
+        self._waiting = None
+        step = self._step
+        if step is None:
+            return
         while True:
-            try:
-                if failure is not None:
-                    out = failure.throwExceptionIntoGenerator(step)
-                else:
-                    out = step.send(value)
-            except StopIteration as e:
-                completed.callback(None)
-                if not result.called:
-                    result.callback(e.value)
-                return
-            except BaseException:
-                completed.callback(None)
-                if not result.called:
-                    result.errback()
-                return
-            failure = None
+            if first:
+                out, first = value, False
+            else:
+                try:
+                    if failure is not None:
+                        out = failure.throwExceptionIntoGenerator(step)
+                    else:
+                        out = step.send(value)
+                except StopIteration as e:
+                    self._finish(e.value)
+                    return
+                except BaseException:
+                    self._finish(None, Failure())
+                    return
+                failure = None
             if isinstance(out, Deferred):
-                wait(out)
+                self._waiting = out
+                out.addCallbacks(self._resumed, self._failed)
                 return
             value = out  # a bare yield: resume at once, as Twisted does
 
-    def wait(d: Deferred[object]) -> None:
-        current[:] = [d]
-        d.addCallbacks(lambda v: resume(v, None), lambda f: resume(None, f))
-
-    if isinstance(yielded, Deferred):
-        wait(yielded)
-    else:
-        resume(yielded, None)
-    return result, completed
+    def _finish(self, value: object, failure: Failure | None = None) -> None:
+        """Fire the result, forgetting everything (its canceller refers to us)."""
+        result, convert, gather = self._result, self._convert, self._gather
+        self._step = self._result = self._convert = self._gather = None
+        finished, self._finished = self._finished, None
+        for waiter in finished or ():
+            waiter.callback(None)
+        if result is None or result.called:
+            return
+        if failure is None:
+            if convert is not None:
+                try:
+                    value = convert(value)
+                except Exception:
+                    result.errback()
+                    return
+            result.callback(value)
+        elif gather is not None and failure.check(StopAsyncIteration):
+            gather.exhausted = True
+            result.callback(EOF)
+        else:
+            result.errback(failure)
 
 
 def run_awaitable(aw: Awaitable[object]) -> Deferred[object]:
@@ -82,7 +145,7 @@ def run_awaitable(aw: Awaitable[object]) -> Deferred[object]:
         return succeed(e.value)
     except BaseException:
         return fail()
-    return _drive(step, first)[0]
+    return _Driver(step).drive(first)
 
 
 class AsyncIteratorSource:
@@ -93,12 +156,13 @@ class AsyncIteratorSource:
     ) -> None:
         self._it: AsyncIterator[object] = aiter(iterable)
         self._convert = convert
-        self._pending: Deferred[object] | None = None
+        self._pending: Deferred[Ready] | None = None
+        self._driver: _Driver | None = None
+        """The driver of the last suspended ``__anext__`` (to close the generator only once
+        that step is really over)."""
         """A suspended ``__anext__`` not yet handed to the engine (bytes came first)."""
-        self._waiting_on: Deferred[object] | None = None
+        self._waiting_on: Deferred[Ready] | None = None
         """The suspended ``__anext__`` the engine is waiting on."""
-        self._completed: Deferred[None] | None = None
-        """Fires once the last suspended ``__anext__`` has really finished."""
         self._gather = Gatherer()
         self._closed = False
 
@@ -135,7 +199,8 @@ class AsyncIteratorSource:
                 gather.fail(parts)
                 break
             # The generator suspended: hand over what we have, then wait for it.
-            self._pending, self._completed = _drive(step, yielded)
+            self._driver = driver = _Driver(step, convert, gather)
+            self._pending = driver.drive(yielded)
             if parts:
                 break
             return self._wait()
@@ -146,17 +211,7 @@ class AsyncIteratorSource:
         if pending is None:
             raise AssertionError("nothing to wait for")
         self._waiting_on = pending
-        return relay(pending.addErrback(self._end_of_iteration), self._chunk_of)
-
-    def _end_of_iteration(self, reason: Failure) -> object:
-        """``StopAsyncIteration`` from a suspended ``__anext__`` is the end, not a failure."""
-        if reason.check(StopAsyncIteration):
-            self._gather.exhausted = True
-            return EOF
-        return reason
-
-    def _chunk_of(self, item: object) -> Ready:
-        return EOF if item is EOF else self._convert(item)
+        return pending
 
     def close(self) -> Deferred[None] | None:
         if self._closed:
@@ -170,11 +225,11 @@ class AsyncIteratorSource:
         aclose = getattr(self._it, "aclose", None)
         if aclose is None:
             return None
-        completed = self._completed
-        if completed is not None and not completed.called:
-            # The generator went on after the cancellation (an await in its finally); its
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            # The generator may go on after the cancellation (an await in its finally); its
             # aclose() would raise "already running": close it once that step is over.
-            return completed.addCallback(lambda _: _run_aclose(aclose))
+            return driver.when_finished().addCallback(lambda _: _run_aclose(aclose))
         return _run_aclose(aclose)
 
 

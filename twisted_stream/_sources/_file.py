@@ -23,7 +23,7 @@ from typing import BinaryIO, NamedTuple
 
 from twisted.python.filepath import FilePath
 
-from .._engine._source import ReadResult, SliceDeadline, Source
+from .._engine._source import FileBody, ReadResult, SliceDeadline, Source
 from .._errors import FileTruncated
 from ._gather import Gatherer
 from ._mimetypes import DEFAULT_TYPE, guess_type
@@ -91,6 +91,22 @@ class FileSource:
             if deadline.passed():
                 break
         return gather.end(parts)
+
+    def file_body(self) -> FileBody | None:
+        """The body as one region of the file when it is exactly that and nothing was read
+        yet (a whole file or a single range), so the engine may ``sendfile`` it."""
+        pieces = self._pieces
+        file = self._file
+        if file is None or len(pieces) != 1 or self._index or self._done:
+            return None
+        (region,) = pieces
+        if not isinstance(region, FileRegion):
+            return None
+        try:
+            fileno = file.fileno()
+        except (OSError, ValueError):  # not a real file (io.UnsupportedOperation), closed
+            return None
+        return FileBody(fileno, region.offset, region.length)
 
     def _next_piece(self, want: int) -> bytes | None:
         """Some bytes of the current piece, or None when it is used up."""
@@ -168,6 +184,15 @@ class PathSource:
                 raise ValueError("read from a closed PathSource")
             self._source = self._open()
         return self._source.read(limit, deadline)
+
+    def file_body(self) -> FileBody | None:
+        """Open the file if needed; the body as one region of it when it is a regular file
+        of known size and nothing was read yet."""
+        if self._source is None:
+            if self._closed:
+                return None
+            self._source = self._open()
+        return self._source.file_body()
 
     def _open(self) -> FileSource:
         file = open(self._path, "rb", buffering=0)  # closed by close()

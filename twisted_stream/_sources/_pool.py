@@ -47,7 +47,9 @@ class _DaemonThreadPool(ThreadPool):
     """Twisted's pool with daemon threads: a worker stuck in a blocking call does not keep
     the interpreter from exiting."""
 
-    threadFactory = partial(threading.Thread, daemon=True)  # type: ignore[assignment]
+    # A staticmethod: a bare partial as a class attribute makes Python 3.13 warn
+    # (FutureWarning) at every thread start, and later Pythons bind it as a method.
+    threadFactory = staticmethod(partial(threading.Thread, daemon=True))  # type: ignore[assignment]
 
 
 class Ticket:
