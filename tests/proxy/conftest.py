@@ -22,13 +22,16 @@ from twisted_stream import (
     EventStreamResource,
     FileResource,
     ProxyResource,
+    StreamingResource,
     StreamSite,
+    request_body,
     stream,
     stream_for,
 )
 from twisted_stream._engine._stream import Stream
 
 from ..http.conftest import certificate, tls_server  # noqa: F401 (fixtures of HTTP/2 tests)
+from ..http.test_uploads import Store
 
 BLOCK = bytes(range(256)) * 256
 """64 KiB of 0..255: byte ``i`` of a generated body is ``i % 256``."""
@@ -187,6 +190,39 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
     return root
 
 
+class Dropper(StreamingResource):
+    """``PUT``: reads the first chunk of the body, then aborts the connection (an upstream
+    failing mid-upload)."""
+
+    isLeaf = True
+    stream_body = True
+    max_body_size = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = 0
+
+    async def render_PUT(self, request: Any) -> bytes:
+        body = request_body(request)
+        self.received += len(await body.read(65536))
+        request.channel.transport.abortConnection()
+        return b""
+
+
+def upload_resources(root: Resource) -> tuple[Store, Store, Dropper]:
+    """The upstream's streaming body consumers, put on ``root``: ``/store`` and ``/big``
+    (a :class:`~tests.http.test_uploads.Store` without a body limit), ``/small`` (one that
+    takes at most 10 bytes) and ``/drop`` (:class:`Dropper`)."""
+    store, small, dropper = Store(), Store(), Dropper()
+    store.max_body_size = 0  # type: ignore[attr-defined]
+    small.max_body_size = 10  # type: ignore[attr-defined]
+    root.putChild(b"store", store)
+    root.putChild(b"big", store)
+    root.putChild(b"small", small)
+    root.putChild(b"drop", dropper)
+    return store, small, dropper
+
+
 class _RecordingSite(StreamSite):
     """The upstream's site: records every request before it is rendered."""
 
@@ -206,7 +242,9 @@ class Proxied:
     def __init__(self, files: Path) -> None:
         self.upstream = Upstream()
         self.ports: list[Any] = []
-        self.upstream_site = _RecordingSite(upstream_tree(self.upstream, files), self.upstream)
+        tree = upstream_tree(self.upstream, files)
+        self.store, self.small, self.dropper = upload_resources(tree)
+        self.upstream_site = _RecordingSite(tree, self.upstream)
         self.upstream_port = self._listen(self.upstream_site)
         self.proxy = ProxyResource(self.upstream_url(), timeout=5.0, connect_timeout=5.0)
         self.proxy_site = StreamSite(self.proxy)

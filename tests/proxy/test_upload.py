@@ -4,12 +4,26 @@ once asked for with ``Expect: 100-continue``."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterable
+
+import pytest_twisted
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, LoopingCall
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH
 
+from twisted_stream import ProxyResource
 from twisted_stream._proxy._upload import CONTINUE_TIMEOUT, UpstreamBody
+
+from ..http.conftest import TLSServer
+from ..http.kernel import kernel_queued
+from ..http.test_uploads import KIB, MIB, ROOT, raw, read_all, rss_mib, statuses
+from ..waiting import until, within
+from .conftest import BLOCK, Proxied, pattern
 
 
 class Reader:
@@ -150,3 +164,264 @@ def test_a_failed_read_fails_the_body_and_cancelling_stops_it() -> None:
     assert failures[1].check(CancelledError) and body.finished
     other.pending[0].callback(b"late")
     assert len(other.asked) == 1
+
+
+# End to end: a client, a proxy site and an upstream site on 127.0.0.1 (tests/proxy/conftest.py).
+# Blocking clients run in threads (or their own process) while the reactor serves both sites.
+
+
+def _upload(port: int, head: bytes, frames: Iterable[bytes] = ()) -> bytes:
+    """Send ``head`` and ``frames`` on a new connection (stopping quietly if the server
+    resets it), then read to the close."""
+    sock = raw(port)
+    try:
+        sock.sendall(head)
+        for frame in frames:
+            sock.sendall(frame)
+    except OSError:
+        pass  # the server stopped taking the body and closed
+    return read_all(sock)
+
+
+def _answer(response: bytes) -> bytes:
+    """The body of the last response in ``response``."""
+    return response.rsplit(b"\r\n\r\n", 1)[-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_upload_to_a_slow_upstream_is_relayed_as_it_arrives(
+    proxied: Proxied,
+) -> None:
+    """A 128 MiB chunked upload (a client in its own process) through the proxy to an
+    upstream that stops reading after its first chunk: the upstream has the start of the
+    body while the client is still sending, the client's send blocks with most of it
+    unsent, and the proxy holds under 1 MiB beyond the kernel's socket buffers; released,
+    the body arrives byte for byte (its SHA-256) with the proxy's process RSS growing by
+    less than 32 MiB."""
+    total = 128 * MIB
+    proxied.proxy.max_body_size = 0
+    store = proxied.store
+    hold: Deferred[None] = Deferred()
+    store.hold = hold
+    client = subprocess.Popen(
+        [sys.executable, "-m", "tests.http.upload_client", str(proxied.port), str(total)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    before = rss_mib()
+    peak = [before]
+    watch = LoopingCall(lambda: peak.append(rss_mib()))
+    watch.start(0.05)
+    try:
+        assert client.stdout is not None and client.stdin is not None
+        line = await within(deferToThread(client.stdout.readline), 30)
+        _, sent_text, local_port = line.split()
+        sent = int(sent_text)
+        assert sent < total // 4, "the client's send blocked long before the end"
+        upstream_body = store.bodies[0]
+        assert 0 < upstream_body.bytes_received
+        proxy_port = upstream_body.request.getClientAddress().port
+        in_kernel = kernel_queued(proxied.port, int(local_port)) + kernel_queued(
+            proxied.upstream_port, proxy_port
+        )
+        held = sent - in_kernel - upstream_body.bytes_received
+        assert held < MIB, f"the proxy holds {held} bytes of the body"
+        hold.callback(None)
+        client.stdin.write(b"go\n")
+        client.stdin.flush()
+        line = await within(deferToThread(client.stdout.readline), 120)
+    finally:
+        watch.stop()
+        if client.poll() is None:
+            client.kill()
+        client.wait()
+    response = bytes.fromhex(line.split()[1].decode())
+    assert statuses(response) == [201]
+    digest = hashlib.sha256()
+    for _ in range(total // MIB):
+        digest.update(b"u" * MIB)
+    assert _answer(response) == digest.hexdigest().encode() + b"\n"
+    assert max(peak) - before < 32, f"RSS grew by {max(peak) - before:.1f} MiB"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_length_is_kept_and_a_chunked_body_goes_up_chunked(proxied: Proxied) -> None:
+    """A body with ``Content-Length`` reaches the upstream with the same length; a chunked
+    one (1 MiB in 64 KiB chunks) chunked; both byte for byte."""
+    proxied.proxy.max_body_size = 0
+    data = pattern(300 * KIB)
+    head = b"PUT /store HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+    response = await within(
+        deferToThread(
+            _upload, proxied.port, head + b"Content-Length: %d\r\n\r\n" % len(data), [data]
+        )
+    )
+    assert statuses(response) == [201]
+    assert _answer(response) == hashlib.sha256(data).hexdigest().encode() + b"\n"
+    seen = proxied.upstream.requests[-1]["headers"]
+    assert seen[b"content-length"] == [b"%d" % len(data)]
+    assert b"transfer-encoding" not in seen
+
+    data = pattern(MIB)
+    frames = [b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n"] * (MIB // len(BLOCK)) + [b"0\r\n\r\n"]
+    response = await within(
+        deferToThread(_upload, proxied.port, head + b"Transfer-Encoding: chunked\r\n\r\n", frames)
+    )
+    assert statuses(response) == [201]
+    assert _answer(response) == hashlib.sha256(data).hexdigest().encode() + b"\n"
+    seen = proxied.upstream.requests[-1]["headers"]
+    assert seen[b"transfer-encoding"] == [b"chunked"]
+    assert b"content-length" not in seen
+
+
+@pytest_twisted.ensureDeferred
+async def test_expect_continue_is_passed_on_to_the_upstream(proxied: Proxied) -> None:
+    """``Expect: 100-continue`` goes up with the request; the client gets ``100 Continue``
+    once the upstream asked for the body, then the upstream's answer."""
+
+    def upload() -> bytes:
+        sock = raw(proxied.port)
+        sock.sendall(
+            b"PUT /store HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        sock.settimeout(5)
+        interim = sock.recv(100)
+        sock.sendall(b"hello")
+        return interim + read_all(sock)
+
+    response = await within(deferToThread(upload))
+    assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert statuses(response) == [100, 201]
+    assert _answer(response) == hashlib.sha256(b"hello").hexdigest().encode() + b"\n"
+    assert proxied.upstream.requests[-1]["headers"][b"expect"] == [b"100-continue"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upstream_refusing_an_expected_body_is_relayed_without_a_continue(
+    proxied: Proxied,
+) -> None:
+    """An upstream answering ``413`` to ``Expect: 100-continue`` without asking for the
+    body: the client gets the 413 and never a ``100``, and no body byte is read."""
+
+    def ask() -> bytes:
+        sock = raw(proxied.port)
+        sock.sendall(
+            b"PUT /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
+        )
+        return read_all(sock)
+
+    response = await within(deferToThread(ask))
+    assert statuses(response) == [413]
+    assert b"100 Continue" not in response
+    assert proxied.small.bodies[0].bytes_received == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_declared_length_over_the_limit_is_413_and_never_goes_up(
+    proxied: Proxied,
+) -> None:
+    """A ``Content-Length`` over the proxy's ``max_body_size`` is answered ``413`` before
+    any of the body is read, and the upstream is never asked."""
+    proxied.proxy.max_body_size = 1000
+    head = (
+        b"PUT /store HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+        b"Expect: 100-continue\r\nContent-Length: 2000\r\n\r\n"
+    )
+    response = await within(deferToThread(_upload, proxied.port, head))
+    assert statuses(response) == [413]
+    assert b"100 Continue" not in response
+    assert proxied.upstream.requests == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_chunked_body_passing_the_limit_is_413_and_cancels_the_upstream(
+    proxied: Proxied,
+) -> None:
+    """A chunked body passing the proxy's ``max_body_size`` mid-way: the client gets
+    ``413``, and the upstream request carrying the start of it is cut off (its reader
+    fails, its ``finally`` runs)."""
+    proxied.proxy.max_body_size = 256 * KIB
+    head = b"PUT /store HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    frames = [b"%x\r\n" % len(BLOCK) + BLOCK + b"\r\n"] * 256  # 16 MiB at most
+    response = await within(deferToThread(_upload, proxied.port, head, frames), 20)
+    assert statuses(response) == [413]
+    store = proxied.store
+    await until(lambda: store.finally_ran == 1, what="the upstream's finally")
+    assert [type(e).__name__ for e in store.failures] == ["RequestBodyIncomplete"]
+    assert store.bodies[0].bytes_received <= 256 * KIB
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_leaving_mid_upload_tears_the_upstream_request_down(
+    proxied: Proxied,
+) -> None:
+    """The client closing its connection after 1 MiB of a declared 64 MiB: the upstream's
+    reader fails with ``RequestBodyIncomplete`` and its ``finally`` runs."""
+    proxied.proxy.max_body_size = 0
+    store = proxied.store
+    sock = raw(proxied.port)
+    await deferToThread(
+        sock.sendall,
+        b"PUT /store HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (64 * MIB) + b"u" * MIB,
+    )
+    await until(lambda: bool(store.bodies) and store.bodies[0].bytes_received > 0)
+    sock.close()
+    await until(lambda: store.finally_ran == 1, what="the upstream's finally")
+    assert [type(e).__name__ for e in store.failures] == ["RequestBodyIncomplete"]
+    assert store.bodies[0].bytes_received < 64 * MIB
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upstream_failing_mid_upload_is_a_502(proxied: Proxied) -> None:
+    """The upstream closing its connection after the first piece of a body, before any
+    answer: the client gets ``502`` naming the upstream."""
+    head = b"PUT /drop HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+    data = b"d" * (512 * KIB)
+    response = await within(deferToThread(_upload, proxied.port, head % len(data), [data]))
+    assert statuses(response) == [502]
+    assert proxied.upstream_url().encode() in response
+    assert proxied.dropper.received > 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_http2_upload_is_relayed_with_the_window_held_while_the_upstream_waits(
+    proxied: Proxied, tls_server: TLSServer
+) -> None:
+    """A client speaking HTTP/2 uploads 8 MiB with a length: while the upstream does not
+    read, the proxy keeps the stream's window closed (the client is stopped with most of
+    the body unsent and the proxy holds under 1 MiB beyond the kernel's socket buffers);
+    released, the body arrives whole, with its ``Content-Length``."""
+    proxy = ProxyResource(proxied.upstream_url())
+    proxy.max_body_size = 0
+    tls_server.serve(proxy)
+    store = proxied.store
+    hold: Deferred[None] = Deferred()
+    store.hold = hold
+    data = pattern(8 * MIB)
+    client = tls_server.h2_client()
+    assert await deferToThread(client.connect) == "h2"
+    stream_id = await deferToThread(
+        client.request, "PUT", "/store", [(b"content-length", b"%d" % len(data))]
+    )
+    sent = await deferToThread(client.send_data, stream_id, data, stall=0.5)
+    assert sent < len(data) // 2, "the window closed long before the end"
+    upstream_body = store.bodies[0]
+    proxy_port = upstream_body.request.getClientAddress().port
+    assert client._sock is not None
+    client_port = client._sock.getsockname()[1]
+    in_kernel = kernel_queued(tls_server.port, client_port) + kernel_queued(
+        proxied.upstream_port, proxy_port
+    )
+    held = sent - in_kernel - upstream_body.bytes_received
+    assert held < MIB, f"the proxy holds {held} bytes of the body"
+    hold.callback(None)
+    await deferToThread(client.send_data, stream_id, data[sent:])
+    response = client.responses[stream_id]
+    await deferToThread(client.read_until, lambda: response.done)
+    assert response.status == 201
+    assert bytes(response.body) == hashlib.sha256(data).hexdigest().encode() + b"\n"
+    assert proxied.upstream.requests[-1]["headers"][b"content-length"] == [b"%d" % len(data)]
+    await deferToThread(client.close)

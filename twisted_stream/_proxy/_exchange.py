@@ -129,7 +129,7 @@ class Exchange:
             return
         self._pending = pending
         self._timer = route.reactor.callLater(route.timeout, self._time_out)
-        request.notifyFinish().addErrback(self._gone)
+        request.notifyFinish().addCallbacks(self._gone, self._gone)
         pending.addCallbacks(self._head, self._failed)
 
     # Before the head.
@@ -151,9 +151,11 @@ class Exchange:
         if self._pending is not None:
             self._pending.cancel()
 
-    def _gone(self, reason: Failure) -> None:
-        """The client left; before the head, the upstream request is cancelled (its
-        connection aborted). Afterwards the stream's teardown does the same."""
+    def _gone(self, reason: Failure | None) -> None:
+        """The client left, or the request was answered by someone else before the head
+        (the server refusing the client's body: 413, 400, 408); the upstream request is
+        cancelled (its connection aborted). After the head the stream's teardown does the
+        same."""
         self._client_gone = True
         self._stop_timer()
         if self._pending is not None and not self._answered:
@@ -164,6 +166,8 @@ class Exchange:
         self._stop_timer()
         if self._client_gone or is_disconnected(self.request):
             return  # the cancellation, or a body that ended because the client left
+        if self.body is not None and self.body.failed_by_client:
+            return  # the server answers the body's own failure (413, 400, 408) or closes
         code, problem = self._classify(reason)
         _log.warn(
             "{request_line}: answered {code}: upstream {upstream}: {problem}",

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgent
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from .._http._body import RequestBody
+from .._http._request_body import IStreamBodyResource, attached, request_body
 from .._http._upstream import observe_pool
-from .._settings import settings_for
 from .._sources._stream import default_reactor
 from .._types import Reactor
 from ._exchange import Exchange, Route, answer
@@ -31,19 +30,6 @@ servers (20 s for a ``StreamSite``'s ``header_timeout``, nginx 75 s), so the ups
 closes one just as a request is sent on it."""
 
 
-class _BufferedBody:
-    """A request body Twisted has already read (``request.content``), as a body reader."""
-
-    def __init__(self, content: IO[bytes]) -> None:
-        self._content = content
-        content.seek(0, 2)
-        self.length: int | None = content.tell()
-        content.seek(0)
-
-    def read(self, size: int) -> Deferred[bytes]:
-        return succeed(self._content.read(size))
-
-
 def proxy_pool(reactor: object) -> HTTPConnectionPool:
     """A persistent pool for a proxy: :data:`POOL_SIZE` idle connections per upstream,
     kept :data:`POOL_IDLE_SECONDS`."""
@@ -53,7 +39,7 @@ def proxy_pool(reactor: object) -> HTTPConnectionPool:
     return pool
 
 
-@implementer(IResource)
+@implementer(IResource, IStreamBodyResource)
 class ProxyResource(Resource):
     """Forwards every request below it to ``upstream_url`` and streams the answer back.
 
@@ -65,6 +51,19 @@ class ProxyResource(Resource):
     end-to-end headers and body are streamed back with flow control both ways: the upstream
     connection is read only as fast as the client reads (stall timeout, limits and metrics
     of the engine apply), and the client's body only as fast as the upstream takes it.
+
+    Request bodies are streamed (it provides ``IStreamBodyResource``): each piece is read
+    from the client only when the upstream connection has taken the previous one, so a slow
+    upstream stops the client's socket being read (HTTP/2: keeps the stream's window
+    closed), and nothing is buffered whole, in memory or on disk. A declared
+    ``Content-Length`` is sent on; a body without one is sent chunked. ``Expect:
+    100-continue`` is passed on: the client gets ``100 Continue`` only once the upstream
+    asks for the body (or has not answered within a second, as curl does), and a final
+    answer from the upstream first (``401``, ``413``, ...) is relayed without the body
+    being read. The site's ``max_body_size`` applies (``413``, the upstream never gets the
+    body, or its request is cut off); set ``max_body_size`` on the resource (bytes, 0: no
+    limit) to change it for the proxy alone. The client leaving mid-body, or its body
+    failing (too large, malformed, idle), aborts the upstream request.
 
     Hop-by-hop headers (RFC 9110 §7.6.1, and those a ``Connection`` header names) are
     dropped both ways; ``Via`` is appended both ways, ``X-Forwarded-For``,
@@ -83,6 +82,11 @@ class ProxyResource(Resource):
     """
 
     isLeaf = True
+    stream_body = True
+    """Request bodies are streamed to the upstream as they arrive."""
+    max_body_size: int | None = None
+    """The most request body bytes relayed (0: no limit); None: the site's
+    ``max_body_size``."""
 
     def __init__(
         self,
@@ -144,26 +148,33 @@ class ProxyResource(Resource):
             answer(request, 501, refusal)
             return NOT_DONE_YET
         route = self._routed()
-        body = self._body(request, route)
+        reader = self._reader(request)
+        if reader is not None and reader.error is not None:
+            return NOT_DONE_YET  # refused (413 for a declared length over the limit)
+        body = None
+        if reader is not None:
+            body = UpstreamBody(
+                reader,
+                clock=route.reactor,
+                piece_size=reader.buffer_size,
+                expect_continue=reader.expect_continue,
+            )
         exchange = Exchange(request, route, body)
         if body is not None:
             body.on_progress = exchange.progress
         exchange.start()
         return NOT_DONE_YET
 
-    def _body(self, request: Request, route: Route) -> UpstreamBody | None:
-        """The request body to send upstream, None for a request without one."""
-        headers = request.requestHeaders
-        if not (headers.hasHeader(b"content-length") or headers.hasHeader(b"transfer-encoding")):
-            return None
-        content = request.content
-        if content is None:
-            return None
-        return UpstreamBody(
-            _BufferedBody(content),
-            clock=route.reactor,
-            piece_size=settings_for(request).buffer_size,
-        )
+    def _reader(self, request: Request) -> RequestBody | None:
+        """The client's request body as it arrives, None for a request without one."""
+        if attached(request) is None:  # not streamed: none, or buffered by Twisted
+            headers = request.requestHeaders
+            framed = headers.hasHeader(b"content-length") or headers.hasHeader(
+                b"transfer-encoding"
+            )
+            if not framed:
+                return None
+        return request_body(request)
 
 
 def refused(request: Request) -> str | None:

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from .._errors import RequestBodyError
 from .._types import Clock
 
 CONTINUE_TIMEOUT = 1.0
@@ -67,6 +68,8 @@ class UpstreamBody:
         self.length: int | object = UNKNOWN_LENGTH if declared is None else declared
         self.bytes_sent = 0
         """Body bytes written to the upstream connection so far."""
+        self.failure: Failure | None = None
+        """Why reading the client's body failed, None while it has not."""
         self._consumer: IConsumer | None = None
         self._done: Deferred[None] | None = None
         self._continue_timer: IDelayedCall | None = None
@@ -111,6 +114,13 @@ class UpstreamBody:
     def expects_continue(self) -> bool:
         """Whether the request is sent with ``Expect: 100-continue``."""
         return self._expect_continue
+
+    @property
+    def failed_by_client(self) -> bool:
+        """Whether the client's body failed (the client left, sent too much, broke its
+        framing or went quiet): the server answers that itself, if anything."""
+        failure = self.failure
+        return failure is not None and failure.check(RequestBodyError) is not None
 
     @property
     def finished(self) -> bool:
@@ -160,6 +170,8 @@ class UpstreamBody:
 
     def _failed(self, reason: Failure) -> None:
         self._reading = False
+        if self.failure is None:
+            self.failure = reason
         done = self._done
         if self._stopped or done is None or done.called:
             return  # after the end (or a stop): nobody waits for it
