@@ -6,8 +6,9 @@
 
 Everything below ``/api/`` goes to the upstream (``/api/x?y`` to ``/x?y``) and comes back
 streamed with flow control both ways: a client that stops reading pauses the upstream
-connection, one that leaves closes it, an upload is read only as fast as the upstream takes
-it. ``/`` is a page of this server. The same proxy without any code:
+connection, one that leaves closes it, an upload is streamed up as it arrives, read only as
+fast as the upstream takes it (``Expect: 100-continue`` passed on; the site's
+``--max-body-size`` applies). ``/`` is a page of this server. The same proxy without any code:
 ``twistd -n streamweb --proxy /api=http://127.0.0.1:9000`` (or ``--proxy URL`` for all of /).
 """
 
