@@ -192,13 +192,13 @@ def _answer(response: bytes) -> bytes:
 async def test_a_large_upload_to_a_slow_upstream_is_relayed_as_it_arrives(
     proxied: Proxied,
 ) -> None:
-    """A 128 MiB chunked upload (a client in its own process) through the proxy to an
+    """A 1 GiB chunked upload (a client in its own process) through the proxy to an
     upstream that stops reading after its first chunk: the upstream has the start of the
     body while the client is still sending, the client's send blocks with most of it
     unsent, and the proxy holds under 1 MiB beyond the kernel's socket buffers; released,
     the body arrives byte for byte (its SHA-256) with the proxy's process RSS growing by
     less than 32 MiB."""
-    total = 128 * MIB
+    total = 1024 * MIB
     proxied.proxy.max_body_size = 0
     store = proxied.store
     hold: Deferred[None] = Deferred()
