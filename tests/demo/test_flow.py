@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.web.resource import Resource
 
 from twisted_stream import StreamSettings
-from twisted_stream._demo import _flow
+from twisted_stream._demo import _flow, _watch
 from twisted_stream._demo._flow import BLOCK, flow_demo
 
 from ..rawclient import RawClient, connect, get
@@ -117,7 +117,7 @@ async def test_unknown_downloads_and_crowds(
     raw = await connect(flow.port, get("/flow/state?id=nope", version="1.0"))
     await within(raw.closed)
     assert b"event: gone" in raw.received
-    monkeypatch.setattr(_flow, "MAX_WATCHED", 2)
+    monkeypatch.setattr(_watch, "MAX_WATCHED", 2)
     await page_id(flow, client)
     await page_id(flow, client)
     busy = await within(client.get(flow.url("/flow/")))

@@ -14,13 +14,12 @@
 
 Only the public API is used: ``stream()``, ``stream_for()`` and the :class:`Stream` handle.
 A page's download is known by a random id the page is served with; at most
-:data:`MAX_WATCHED` downloads are watched at once (more are refused with 503).
+:data:`~._watch.MAX_WATCHED` downloads are watched at once (more are refused with 503).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterator
 from math import inf
@@ -34,6 +33,7 @@ from twisted.web.server import Request
 from twisted_stream import Event, EventStreamResource, Stream, stream, stream_for
 
 from ._query import HTML, page, query_number, query_size
+from ._watch import admit, busy_page, demo_tree, page_id
 
 DEFAULT_SIZE = 1024**3
 MAX_SIZE = 16 * 1024**3
@@ -41,7 +41,6 @@ BLOCK = bytes(range(256)) * 64
 """16 KiB per item of the source."""
 STATE_INTERVAL = 0.2
 """Seconds between two reports of the server's view."""
-MAX_WATCHED = 64
 WAIT_FOR_DOWNLOAD = 10.0
 """Seconds the state feed waits for its page to start the download."""
 
@@ -85,7 +84,7 @@ class _Data(Resource):
         self._watched = watched
 
     def render_GET(self, request: Request) -> bytes | int:
-        key = _id(request)
+        key = page_id(request)
         size = query_size(request, "size", DEFAULT_SIZE, MAX_SIZE)
         entry = self._watched.get(key) if key else None
         if entry is None or entry.handle is not None:
@@ -110,11 +109,6 @@ class _Data(Resource):
         return result
 
 
-def _id(request: Request) -> str:
-    raw: bytes = (request.args or {}).get(b"id", [b""])[0]
-    return raw.decode("ascii", "replace")
-
-
 class _State(EventStreamResource):
     """The server's view of one page's download, as events, until it has ended."""
 
@@ -125,7 +119,7 @@ class _State(EventStreamResource):
     def events(self, request: Request, last_event_id: str | None) -> object:
         from twisted.internet import reactor
 
-        key = _id(request)
+        key = page_id(request)
         interval = query_number(request, "interval", STATE_INTERVAL, 0.05, 5.0)
 
         def reports() -> Iterator[object]:
@@ -157,16 +151,9 @@ class _Page(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", HTML.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        now = time.monotonic()
-        for key in [k for k, entry in self._watched.items() if entry.stale(now)]:
-            del self._watched[key]
-        if len(self._watched) >= MAX_WATCHED:
-            request.setResponseCode(503)
-            request.setHeader(b"retry-after", b"10")
-            busy = "<h1>Flow control</h1><p>Too many visitors: try again in a moment.</p>"
-            return page("Flow control", busy).encode("utf-8")
-        key = secrets.token_urlsafe(12)
-        self._watched[key] = Watched()
+        key = admit(request, self._watched, Watched)
+        if key is None:
+            return busy_page("Flow control")
         size = query_size(request, "size", DEFAULT_SIZE, MAX_SIZE)
         speed = query_number(request, "speed", 100_000, 0, inf)
         body = _BODY.replace("__ID__", json.dumps(key)).replace("__SIZE__", str(size))
@@ -174,25 +161,10 @@ class _Page(Resource):
         return page("Flow control", body).encode("utf-8")
 
 
-class _Root(Resource):
-    """``/flow`` redirects to ``/flow/``, so the page's relative links resolve below it."""
-
-    def render_GET(self, request: Request) -> bytes:
-        query = request.uri.partition(b"?")[2]
-        location = request.path.rsplit(b"/", 1)[-1] + b"/" + (b"?" + query if query else b"")
-        request.setResponseCode(301)
-        request.setHeader(b"location", location)
-        return b""
-
-
 def flow_demo() -> Resource:
     """The flow-control demo resource (see the module docstring)."""
     watched: dict[str, Watched] = {}
-    root = _Root()  # type: ignore[no-untyped-call]
-    root.putChild(b"", _Page(watched))
-    root.putChild(b"data", _Data(watched))
-    root.putChild(b"state", _State(watched))
-    return root
+    return demo_tree(_Page(watched), _Data(watched), _State(watched))
 
 
 _BODY = """<h1>Flow control</h1>

@@ -16,7 +16,7 @@
 
 Only the public API is used (``StreamingResource``, ``request_body``,
 ``EventStreamResource``). An upload is known by a random id its page is served with; at most
-:data:`MAX_WATCHED` are watched at once (more are refused with 503). The resource sets its
+:data:`~._watch.MAX_WATCHED` are watched at once (more are refused with 503). The resource sets its
 own ``max_body_size`` (:data:`MAX_SIZE`): the body is never stored, so the site's limit for
 buffered bodies does not have to apply.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -45,12 +44,12 @@ from twisted_stream import (
 )
 
 from ._query import HTML, page, query_number
+from ._watch import admit, busy_page, demo_tree, page_id
 
 MAX_SIZE = 16 * 1024**3
 """The most bytes one upload may send."""
 STATE_INTERVAL = 0.2
 """Seconds between two reports of the server's view."""
-MAX_WATCHED = 64
 WAIT_FOR_UPLOAD = 600.0
 """Seconds a page's id stays valid without an upload (the user picks a file meanwhile)."""
 
@@ -95,7 +94,7 @@ class _Data(StreamingResource):
 
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        entry = self._watched.get(_id(request))
+        entry = self._watched.get(page_id(request))
         if entry is None or entry.body is not None:
             request.setResponseCode(409 if entry is not None else 404)
             return b'{"error": "open the demo page to get an upload of your own"}\n'
@@ -117,11 +116,6 @@ class _Data(StreamingResource):
         return json.dumps(entry.result).encode() + b"\n"
 
 
-def _id(request: Request) -> str:
-    raw: bytes = (request.args or {}).get(b"id", [b""])[0]
-    return raw.decode("ascii", "replace")
-
-
 class _State(EventStreamResource):
     """The server's view of one page's upload, as events, until it has ended."""
 
@@ -132,7 +126,7 @@ class _State(EventStreamResource):
     def events(self, request: Request, last_event_id: str | None) -> object:
         from twisted.internet import reactor
 
-        key = _id(request)
+        key = page_id(request)
         interval = query_number(request, "interval", STATE_INTERVAL, 0.05, 5.0)
 
         def reports() -> Iterator[object]:
@@ -162,40 +156,18 @@ class _Page(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", HTML.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        now = time.monotonic()
-        for key in [k for k, entry in self._watched.items() if entry.stale(now)]:
-            del self._watched[key]
-        if len(self._watched) >= MAX_WATCHED:
-            request.setResponseCode(503)
-            request.setHeader(b"retry-after", b"10")
-            busy = "<h1>Uploads</h1><p>Too many visitors: try again in a moment.</p>"
-            return page("Uploads", busy).encode("utf-8")
-        key = secrets.token_urlsafe(12)
-        self._watched[key] = Watched()
+        key = admit(request, self._watched, Watched)
+        if key is None:
+            return busy_page("Uploads")
         speed = query_number(request, "speed", 1_000_000, 0, 1e12)
         body = _BODY.replace("__ID__", json.dumps(key)).replace("__SPEED__", f"{speed:g}")
         return page("Uploads", body).encode("utf-8")
 
 
-class _Root(Resource):
-    """``/upload`` redirects to ``/upload/``, so the page's relative links resolve below it."""
-
-    def render_GET(self, request: Request) -> bytes:
-        query = request.uri.partition(b"?")[2]
-        location = request.path.rsplit(b"/", 1)[-1] + b"/" + (b"?" + query if query else b"")
-        request.setResponseCode(301)
-        request.setHeader(b"location", location)
-        return b""
-
-
 def upload_demo() -> Resource:
     """The upload demo resource (see the module docstring)."""
     watched: dict[str, Watched] = {}
-    root = _Root()  # type: ignore[no-untyped-call]
-    root.putChild(b"", _Page(watched))
-    root.putChild(b"data", _Data(watched))
-    root.putChild(b"state", _State(watched))
-    return root
+    return demo_tree(_Page(watched), _Data(watched), _State(watched))
 
 
 _BODY = """<h1>Uploads, live</h1>
