@@ -19,7 +19,15 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.web.client import ResponseFailed
 
-from twisted_stream import Outcome, Stream, stream, stream_for
+from twisted_stream import (
+    Outcome,
+    RequestBodyIncomplete,
+    Stream,
+    StreamingResource,
+    request_body,
+    stream,
+    stream_for,
+)
 from twisted_stream._ops._shutdown import DEFAULT_GRACE_PERIOD, GracefulShutdown
 
 from ..conftest import leaf
@@ -27,6 +35,19 @@ from ..rawclient import connect, get
 from ..waiting import turns, until, within
 
 GRACE = 5.0
+
+
+@pytest.fixture
+def lines_logged() -> Iterator[list[str]]:
+    """Every line of the log, formatted."""
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
 
 
 @pytest.fixture
@@ -405,3 +426,85 @@ async def test_connections_are_flushed_and_closed_before_stop_fires(server: Any)
     assert closed_when_stopped == [True]
     await within(raw.closed)
     assert raw.received.endswith(b"4\r\nend\n\r\n0\r\n\r\n")
+
+
+class Uploads(StreamingResource):
+    """Stores nothing: reads each PUT body to its end, then answers 201 with its length;
+    ``started`` fires at the first body bytes, ``outcomes`` records how each read ended."""
+
+    isLeaf = True
+    stream_body = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: Deferred[None] = Deferred()
+        self.outcomes: list[str] = []
+
+    async def render_PUT(self, request: Any) -> bytes:
+        size = 0
+        try:
+            async for chunk in request_body(request):
+                size += len(chunk)
+                if not self.started.called:
+                    self.started.callback(None)
+        except RequestBodyIncomplete:
+            self.outcomes.append("incomplete")
+            raise
+        self.outcomes.append("complete")
+        request.setResponseCode(201)
+        return b"%d\n" % size
+
+
+def put_head(length: int) -> bytes:
+    return get("/x.bin", method="PUT", extra=f"Content-Length: {length}\r\n")
+
+
+@pytest_twisted.ensureDeferred
+async def test_upload_in_flight_gets_the_grace_period(server: Any) -> None:
+    """An upload still being received when shutdown starts counts as an open stream:
+    stopService waits for it, the client finishes sending and gets its 201, and only then
+    does the shutdown complete, before the grace period is over."""
+    uploads = Uploads()
+    site = server.serve(uploads)
+    clock = Clock()
+    shutdown = GracefulShutdown(site, GRACE, clock=clock)
+    raw = await connect(server.port, put_head(10) + b"12345")
+    await within(uploads.started)
+    stopped = shutdown.stopService()
+    await turns(5)
+    assert not stopped.called
+    assert raw.transport is not None
+    raw.transport.write(b"67890")
+    await within(stopped)
+    assert bytes(raw.received).startswith(b"HTTP/1.1 201 ")
+    assert bytes(raw.received).endswith(b"\r\n\r\n10\n")
+    assert uploads.outcomes == ["complete"]
+    assert clock.getDelayedCalls() == []
+    assert site.open_uploads == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unfinished_upload_is_aborted_after_grace(
+    server: Any, lines_logged: list[str]
+) -> None:
+    """An upload still unfinished when the grace period is over is aborted: its handler
+    sees RequestBodyIncomplete, the client's connection is closed, the shutdown log names
+    it, and stopService fires."""
+    uploads = Uploads()
+    site = server.serve(uploads)
+    clock = Clock()
+    shutdown = GracefulShutdown(site, GRACE, clock=clock)
+    raw = await connect(server.port, put_head(10) + b"12345")
+    await within(uploads.started)
+    stopped = shutdown.stopService()
+    clock.advance(GRACE - 0.01)
+    await turns(5)
+    assert not stopped.called and uploads.outcomes == []
+    clock.advance(0.01)
+    await within(stopped)
+    await within(raw.closed)
+    assert uploads.outcomes == ["incomplete"]
+    assert raw.received == b""
+    text = " ".join(lines_logged)
+    assert "0 endless stream(s), aborted 0 unfinished one(s) and 1 unfinished upload(s)" in text
+    assert "aborting the unfinished upload PUT /x.bin HTTP/1.1" in text

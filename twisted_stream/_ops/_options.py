@@ -42,7 +42,7 @@ class Options(usage.Options):
     longdesc = (
         "Serve HTTP with streaming responses and real flow control. With no --path and no "
         "--app it serves a demo site of live streaming examples. On SIGTERM it stops "
-        "listening, gives open streams --grace-period seconds to finish, then ends event "
+        "listening, gives open streams and uploads --grace-period seconds to finish, then ends event "
         "streams cleanly and aborts the rest."
     )
 
@@ -84,7 +84,7 @@ class Options(usage.Options):
             "grace-period",
             None,
             str(DEFAULT_GRACE_PERIOD),
-            "Seconds open streams get to finish at shutdown before they are closed.",
+            "Seconds open streams and uploads get to finish at shutdown before they are closed.",
         ],
         [
             "close-timeout",

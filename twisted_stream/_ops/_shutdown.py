@@ -1,4 +1,4 @@
-"""Graceful shutdown: let active streams finish for a while, then close them.
+"""Graceful shutdown: let active streams and uploads finish for a while, then close them.
 
 :class:`GracefulShutdown` is a service to put beside the port services of a
 :class:`~twisted_stream.StreamSite`. When the application stops (``SIGTERM``,
@@ -7,7 +7,10 @@ returns a Deferred that holds the reactor's shutdown until every stream of the s
 ended: streams get ``grace_period`` seconds to end on their own; then endless ones (event
 streams, ``Stream.endless``) are ended cleanly so clients reconnect elsewhere, and every other
 unfinished one is aborted so its client sees an incomplete body. Either way the stream's
-source is closed (a generator's ``finally`` runs) before the Deferred fires. An HTTP/2
+source is closed (a generator's ``finally`` runs) before the Deferred fires. A request whose
+body is streamed to its resource (an upload in flight, and the response it produces) counts
+as an open stream: it gets the same grace period to finish, then its connection (HTTP/2: its
+stream) is aborted, so its handler sees ``RequestBodyIncomplete``. An HTTP/2
 connection is sent ``GOAWAY`` as soon as one of its streams is seen: its client opens no new
 stream there, and the connection closes once its open streams have ended.
 """
@@ -23,10 +26,16 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from .._engine._stream import Stream
-from .._http._twisted import multiplexed_connection_of, request_line, transport_of
+from .._http._body import RequestBody
+from .._http._twisted import (
+    abort_connection,
+    multiplexed_connection_of,
+    request_line,
+    transport_of,
+)
 from .._sources._stream import default_reactor
-from .._types import Clock, MultiplexedConnection
-from ._site import StreamSite
+from .._types import Clock, MultiplexedConnection, StreamRequest
+from ._site import StreamSite, upload_done
 
 _log = Logger(namespace="twisted_stream.shutdown")
 
@@ -41,7 +50,8 @@ SHUTDOWN_REASON = "the server is shutting down"
 
 
 class GracefulShutdown(Service):
-    """Drains a :class:`~twisted_stream.StreamSite`'s streams when the application stops.
+    """Drains a :class:`~twisted_stream.StreamSite`'s streams and uploads (requests whose
+    bodies stream to their resources) when the application stops.
 
     Add it to the same parent as the site's port services, *before* them: a
     ``MultiService`` stops its children in reverse order, so the ports stop listening first.
@@ -75,8 +85,8 @@ class GracefulShutdown(Service):
         return self.drain()
 
     def drain(self) -> Deferred[None]:
-        """Start draining (once) and return a Deferred firing when every stream has ended
-        and its source has been released. It never fails."""
+        """Start draining (once) and return a Deferred firing when every stream and upload
+        has ended and every stream's source has been released. It never fails."""
         if self._drained is None:
             self.draining = True
             self._drained = _Drain(self).done
@@ -96,8 +106,11 @@ class _Drain:
     def __init__(self, owner: GracefulShutdown) -> None:
         self._owner = owner
         self._streams = owner.site.active_streams
+        self._uploads = owner.site.open_uploads
         self._released: dict[Stream, Deferred[None]] = {}
         """Each stream followed, and its source's release."""
+        self._followed: set[RequestBody] = set()
+        """Each upload followed."""
         self._transports: list[Any] = []
         """Transports of the streams' connections (TCP or TLS, in practice)."""
         self._multiplexed: list[MultiplexedConnection] = []
@@ -105,33 +118,45 @@ class _Drain:
         self._timer: IDelayedCall | None = None
         self._finishing = False
         self.done: Deferred[None] = Deferred()
-        if not self._streams:
+        if not (self._streams or self._uploads):
             self.done.callback(None)
             return
         _log.info(
-            "Shutting down: waiting up to {grace} s for {count} active stream(s)",
+            "Shutting down: waiting up to {grace} s for {count} active stream(s) and "
+            "{uploads} upload(s)",
             grace=owner.grace_period,
             count=len(self._streams),
+            uploads=len(self._uploads),
         )
         self._timer = owner._clock.callLater(owner.grace_period, self._close_all)
         self._watch()
 
     def _watch(self) -> None:
-        """Follow every stream of the site (new requests may still arrive on open
-        connections while we wait), and finish once none is left."""
+        """Follow every stream and upload of the site (new requests may still arrive on
+        open connections while we wait), and finish once none is left."""
         for active in list(self._streams):
             if active not in self._released:
                 self._released[active] = active.source_closed
-                transport = transport_of(active.request)
-                if transport is not None and transport not in self._transports:
-                    self._transports.append(transport)
-                connection = multiplexed_connection_of(active.request)
-                if connection is not None and connection not in self._multiplexed:
-                    self._multiplexed.append(connection)
-                    connection.go_away()
+                self._follow_connection(active.request)
                 active.when_done().addCallback(lambda _: self._one_ended())
-        if not self._streams:
+        for body in list(self._uploads):
+            if body not in self._followed and body.request is not None:
+                self._followed.add(body)
+                self._follow_connection(body.request)
+                upload_done(body).addCallback(lambda _: self._one_ended())
+        if not (self._streams or self._uploads):
             self._finish()
+
+    def _follow_connection(self, request: StreamRequest) -> None:
+        """Note the connection of ``request``, to close it gracefully at the end; an HTTP/2
+        one is sent GOAWAY now."""
+        transport = transport_of(request)
+        if transport is not None and transport not in self._transports:
+            self._transports.append(transport)
+        connection = multiplexed_connection_of(request)
+        if connection is not None and connection not in self._multiplexed:
+            self._multiplexed.append(connection)
+            connection.go_away()
 
     def _one_ended(self) -> None:
         if not self._finishing:
@@ -148,11 +173,24 @@ class _Drain:
             else:
                 aborted += 1
                 active.abort(SHUTDOWN_REASON)
+        uploads = [body for body in self._uploads if body.request is not None]
+        for body in uploads:
+            request = body.request
+            assert request is not None
+            _log.info(
+                "Shutting down: aborting the unfinished upload {request} from {client} after "
+                "{received} body bytes",
+                request=request_line(request),
+                client=_client(request),
+                received=body.bytes_received,
+            )
+            abort_connection(request, self._owner._clock, flush=False)
         _log.info(
             "Grace period over: ended {ended} endless stream(s), aborted {aborted} unfinished "
-            "one(s)",
+            "one(s) and {uploads} unfinished upload(s)",
             ended=ended,
             aborted=aborted,
+            uploads=len(uploads),
         )
         self._watch()
         if not self._finishing:
@@ -232,6 +270,13 @@ class _Drain:
 
 
 _FLUSH_CHECK_SECONDS = 0.005
+
+
+def _client(request: StreamRequest) -> str:
+    """The peer address of ``request``, for log lines."""
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    return f"{host}:{getattr(peer, 'port', '')}" if host is not None else str(peer)
 
 
 def _is_open(transport: Any) -> bool:

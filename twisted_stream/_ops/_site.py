@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.web.server import Site
 
 from .._backends._current import set_channel_backend
@@ -65,6 +65,10 @@ class StreamSite(Site):
         self.active_streams: set[Stream] = set()
         self.active_uploads: set[RequestBody] = set()
         """Request bodies being streamed to resources now."""
+        self.open_uploads: set[RequestBody] = set()
+        """Streamed request bodies whose requests are not finished: an upload in flight, or
+        the response it produces once the body is in. Graceful shutdown waits for them as
+        for open streams."""
         self.metrics = StreamMetrics()
         self.connections = ClientConnections()
         """Open connections per client, counted while ``max_connections_per_client`` is set."""
@@ -87,6 +91,7 @@ class StreamSite(Site):
         # The ports stop listening before a graceful shutdown lets open streams end, and
         # their access-log lines are written when they end: close the log after the last.
         streams = [active.when_done() for active in self.active_streams]
+        streams += [upload_done(body) for body in self.open_uploads]
         if not streams:
             super().stopFactory()
             return
@@ -111,6 +116,10 @@ class StreamSite(Site):
         """Register a request body that starts streaming."""
         self.active_uploads.add(body)
         self.metrics.upload_started()
+        request = body.request
+        if request is not None:
+            self.open_uploads.add(body)
+            request.notifyFinish().addBoth(lambda _: self.open_uploads.discard(body))
 
     def upload_ended(self, body: RequestBody) -> None:
         """Unregister a streamed request body that ended (``body.outcome`` set)."""
@@ -135,3 +144,13 @@ class StreamSite(Site):
             self.metrics.first_byte(stream.first_byte_seconds)
         if stream.result is not None:
             self.metrics.stream_ended(stream.result, stream.pause_count, stream.paused_seconds)
+
+
+def upload_done(body: RequestBody) -> Deferred[None]:
+    """Fires (never fails) when the request of a streamed ``body`` is finished: its response
+    sent, or its connection gone."""
+    request = body.request
+    if request is None:
+        return succeed(None)
+    done: Deferred[None] = request.notifyFinish()
+    return done.addErrback(lambda _: None)
