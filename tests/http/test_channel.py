@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -15,6 +16,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from twisted_stream import StreamSettings, StreamSite
 from twisted_stream._http._reading import READ_AHEAD, TWISTED
+from twisted_stream._settings import DEFAULT_SETTINGS
 
 from .conn import Conn, Echo, chunked, head
 
@@ -466,3 +468,26 @@ def test_the_twisted_internals_the_channel_relies_on_are_there() -> None:
     conn = Conn().send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Part")
     assert conn.channel._buffer == b"X-Part"
     assert conn.channel._HTTPChannel__header == b"Host: a"
+
+
+@pytest.mark.parametrize(
+    ("size_line", "limit", "status"),
+    [
+        (b"200000", DEFAULT_SETTINGS.max_body_size, 413),
+        (b"ffffffffffffffffffffffff", DEFAULT_SETTINGS.max_body_size, 413),
+        (b"ffffffffffffffffffffffff", 0, 400),
+    ],
+)
+def test_a_chunk_size_past_the_limit_is_refused_before_its_bytes(
+    size_line: bytes, limit: int, status: int
+) -> None:
+    """A buffered chunked body whose chunk-size line takes it past ``max_body_size`` is
+    answered 413 as soon as the line is parsed, without waiting for the chunk's bytes; a
+    size larger than any file is 400 even without a limit. The resource never runs."""
+    resource = Counting()
+    conn = Conn(resource, max_body_size=limit)
+    conn.send(head("/", method="POST", headers="Host: a\r\nTransfer-Encoding: chunked\r\n"))
+    conn.send(b"3\r\nabc\r\n" + size_line + b"\r\n")
+    assert conn.status() == status
+    assert conn.closing
+    assert resource.rendered == 0

@@ -383,3 +383,41 @@ def test_a_client_that_leaves_fails_the_body_and_runs_finally() -> None:
     assert resource.finally_ran == 1
     error = resource.failures[0]
     assert isinstance(error, RequestBodyIncomplete) and error.bytes_received == 40
+
+
+@pytest.mark.parametrize("size_line", [b"200000", b"ffffffffffffffffffffffff"])
+def test_a_chunk_size_past_the_limit_gets_413_before_its_bytes(size_line: bytes) -> None:
+    """A chunk-size line announcing a chunk that takes the body past the limit (the
+    default 1 MiB: 2 MiB, or an absurd size) is answered 413 as soon as the line is parsed,
+    before any of its bytes arrive; the iterator fails with ``RequestBodyTooLarge`` and the
+    connection closes."""
+    resource = Upload()
+    conn = Conn(resource)
+    conn.send(put(headers="Transfer-Encoding: chunked\r\n"))
+    conn.send(b"5\r\nhello\r\n" + size_line + b"\r\n")
+    assert conn.statuses() == [413]
+    assert conn.closing
+    assert [type(e).__name__ for e in resource.failures] == ["RequestBodyTooLarge"]
+    assert resource.failures[0].bytes_received == 5  # type: ignore[attr-defined]
+
+
+def test_an_absurd_chunk_size_gets_400_at_once_without_a_limit() -> None:
+    """With no limit, a chunk size larger than any file (more than 2**63 - 1 bytes) is
+    malformed framing: 400 at once, the iterator fails, the connection closes."""
+    resource = Upload()
+    conn = Conn(resource, max_body_size=0)
+    conn.send(put(headers="Transfer-Encoding: chunked\r\n"))
+    conn.send(b"8000000000000000\r\n")
+    assert conn.statuses() == [400]
+    assert conn.closing
+    assert isinstance(resource.failures[0], RequestBodyIncomplete)
+
+
+def test_a_chunk_size_reaching_the_limit_exactly_is_read() -> None:
+    """A chunk whose size brings the body exactly to the limit is read as usual."""
+    resource = Upload()
+    conn = Conn(resource, max_body_size=10)
+    conn.send(put(headers="Transfer-Encoding: chunked\r\n"))
+    conn.send(b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+    assert conn.statuses() == [200]
+    assert b"".join(resource.received) == b"helloworld"

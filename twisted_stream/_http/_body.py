@@ -320,6 +320,24 @@ class RequestBody:
             self.paused = True
             self._source.want(False)
 
+    def declare(self, size: int) -> bool:
+        """The client announced ``size`` more body bytes (an HTTP/1.1 chunk-size line):
+        refused at once (:class:`~twisted_stream.RequestBodyTooLarge`, 413) if they take the
+        body past ``max_size``, before they arrive. Whether the body may go on."""
+        if self.complete or self.error is not None:
+            return self.error is None
+        limit = self._max_size
+        if limit and self.bytes_received + size > limit:
+            self._refuse(
+                RequestBodyTooLarge(
+                    f"a chunk of {size} bytes takes the body over the limit of {limit} bytes",
+                    self.bytes_received,
+                    limit,
+                )
+            )
+            return False
+        return True
+
     def finish(self) -> None:
         """The whole body has arrived."""
         if self.complete or self.error is not None:

@@ -10,6 +10,10 @@ Twisted's channel internals.
   (:meth:`BodyStreaming.body_limit`: the request's ``max_body_size``, else its resource's,
   else the site's) cuts a chunked body with 413 before the byte past it is stored; a
   declared length over it is refused at the head (:meth:`BodyStreaming._check_length`).
+- **Chunk sizes** of either kind of body are checked as each chunk-size line is parsed
+  (:meth:`BodyStreaming._declared_chunk`): a chunk that would take the body past its limit
+  is refused with 413 then, before its bytes arrive, and a size over
+  :data:`MAX_CHUNK_SIZE` is malformed (400) even without a limit.
 
 The channel is the :class:`~._body.BodySource` of the one streamed body it can be reading at
 a time:
@@ -40,7 +44,7 @@ import io
 from typing import Any
 
 from twisted.internet.abstract import FileDescriptor
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, _ChunkedTransferDecoder, _MalformedChunkedDataError
 from twisted.web.http_headers import Headers
 
 from .._errors import RequestBodyError, RequestBodyIncomplete
@@ -50,6 +54,9 @@ from ._reading import BODY
 from ._request_body import attach, resource_body_limit
 from ._twisted import answer_body_error, headers_sent, kept_resource
 
+MAX_CHUNK_SIZE = 2**63 - 1
+"""The largest chunk size accepted (the largest file offset, as nginx checks): a larger one
+is malformed (400), whatever the body's limit."""
 KEEPING_UP = 4
 """Asks in a row, each with nothing held, after which the application counts as keeping up."""
 READ_FACTOR = 8
@@ -119,6 +126,7 @@ class BodyStreaming:
         self._deliver, self._finish_body = decoder.dataCallback, decoder.finishCallback
         decoder.dataCallback = self._body_data
         decoder.finishCallback = self._body_done
+        self._check_chunk_sizes(decoder)
 
     def _body_data(self, data: bytes) -> None:
         """Decoded body bytes on their way to the request, within its limit."""
@@ -135,6 +143,45 @@ class BodyStreaming:
     def _body_done(self, rest: bytes) -> None:
         if not self._answered:
             self._finish_body(rest)
+
+    # Chunk sizes, checked as each chunk-size line is parsed.
+
+    def _check_chunk_sizes(self, decoder: Any) -> None:
+        """Make Twisted's chunked ``decoder`` check each chunk's declared size as soon as
+        its chunk-size line is parsed (:meth:`_declared_chunk`), not when its bytes arrive:
+        a size past the body's limit is refused with 413 at once, as nginx does, so a
+        client announcing more than it may send is not left waiting for a timeout."""
+        if not isinstance(decoder, _ChunkedTransferDecoder):
+            return
+        parse = decoder._dataReceived_CHUNK_LENGTH
+
+        def chunk_length() -> bool:
+            go_on: bool = parse()
+            if go_on and decoder.state == "BODY":
+                return self._declared_chunk(decoder.length)
+            return go_on
+
+        # The decoder looks its state's method up by name on each step.
+        decoder._dataReceived_CHUNK_LENGTH = chunk_length
+
+    def _declared_chunk(self, size: int) -> bool:
+        """A chunk of ``size`` bytes was announced: whether the body may go on (else it was
+        refused: 413 past the limit, else 400 for a size no sane body has)."""
+        body = self._streamed
+        if body is not None:
+            if not body.declare(size):
+                return False
+        else:
+            limit = self._body_limit
+            if limit and self._body_received + size > limit:
+                channel: Any = self
+                channel._answer(
+                    413, f"a chunk of {size} bytes takes the body over the limit of {limit} bytes"
+                )
+                return False
+        if size > MAX_CHUNK_SIZE:
+            raise _MalformedChunkedDataError(f"a chunk size of {size} bytes is absurd")
+        return True
 
     # Starting.
 
@@ -171,6 +218,7 @@ class BodyStreaming:
         channel._body_limit = 0  # the body checks its own limit
         decoder.dataCallback = body.feed
         decoder.finishCallback = self._streamed_body_done
+        self._check_chunk_sizes(decoder)
         content = getattr(request, "content", None)
         if content is not None:
             content.close()  # Twisted's temporary file for a large body, unused
