@@ -42,8 +42,8 @@ class Options(usage.Options):
     longdesc = (
         "Serve HTTP with streaming responses and real flow control. With no --path and no "
         "--app it serves a demo site of live streaming examples. On SIGTERM it stops "
-        "listening, gives open streams and uploads --grace-period seconds to finish, then ends event "
-        "streams cleanly and aborts the rest."
+        "listening, gives open streams and uploads --grace-period seconds to finish, then "
+        "ends event streams cleanly and aborts the rest."
     )
 
     optFlags: typing.ClassVar[list[list[str | None]]] = [
