@@ -162,7 +162,8 @@ class BodyStreaming:
             return go_on
 
         # The decoder looks its state's method up by name on each step.
-        decoder._dataReceived_CHUNK_LENGTH = chunk_length
+        hooked: Any = decoder
+        hooked._dataReceived_CHUNK_LENGTH = chunk_length
 
     def _declared_chunk(self, size: int) -> bool:
         """A chunk of ``size`` bytes was announced: whether the body may go on (else it was

@@ -90,7 +90,7 @@ class StreamSite(Site):
     def stopFactory(self) -> None:
         # The ports stop listening before a graceful shutdown lets open streams end, and
         # their access-log lines are written when they end: close the log after the last.
-        streams = [active.when_done() for active in self.active_streams]
+        streams: list[Deferred[Any]] = [active.when_done() for active in self.active_streams]
         streams += [upload_done(body) for body in self.open_uploads]
         if not streams:
             super().stopFactory()
