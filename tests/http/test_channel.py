@@ -491,3 +491,35 @@ def test_a_chunk_size_past_the_limit_is_refused_before_its_bytes(
     assert conn.status() == status
     assert conn.closing
     assert resource.rendered == 0
+
+
+def test_status_lines_use_rfc_9110_reason_phrases() -> None:
+    """A resource that sets a status whose Twisted phrase is outdated (408, 413, 414, 416,
+    504, 505) is sent with RFC 9110's phrase; a phrase the application chose stays."""
+
+    class Status(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> bytes:
+            code = int(request.args[b"code"][0])
+            if b"own" in request.args:
+                request.setResponseCode(code, b"Mine")
+            else:
+                request.setResponseCode(code)
+            return b""
+
+    expected = {
+        408: b"Request Timeout",
+        413: b"Content Too Large",
+        414: b"URI Too Long",
+        416: b"Range Not Satisfiable",
+        504: b"Gateway Timeout",
+        505: b"HTTP Version Not Supported",
+    }
+    for code, phrase in expected.items():
+        conn = Conn(Status())
+        conn.send(head(f"/?code={code}", headers="Host: a\r\n"))
+        assert conn.output.startswith(b"HTTP/1.1 %d %s\r\n" % (code, phrase))
+    conn = Conn(Status())
+    conn.send(head("/?code=413&own=1", headers="Host: a\r\n"))
+    assert conn.output.startswith(b"HTTP/1.1 413 Mine\r\n")

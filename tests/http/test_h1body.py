@@ -421,3 +421,24 @@ def test_a_chunk_size_reaching_the_limit_exactly_is_read() -> None:
     conn.send(b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
     assert conn.statuses() == [200]
     assert b"".join(resource.received) == b"helloworld"
+
+
+@pytest.mark.parametrize(
+    ("settings", "request_bytes", "phrase"),
+    [
+        ({"max_body_size": 100}, put(headers="Content-Length: 101\r\n"), b"413 Content Too Large"),
+        ({"idle_timeout": 1.0}, put(headers="Content-Length: 10\r\n"), b"408 Request Timeout"),
+        ({}, put(headers="Transfer-Encoding: chunked\r\n") + b"zz\r\n", b"400 Bad Request"),
+    ],
+)
+def test_a_body_answer_says_the_same_reason_in_its_status_line_and_body(
+    settings: dict[str, Any], request_bytes: bytes, phrase: bytes
+) -> None:
+    """The answers a streamed body gets (413, 408, 400) carry RFC 9110's reason phrase in
+    the status line and the same phrase at the start of the plain-text body."""
+    conn = Conn(Upload(), **settings)
+    conn.send(request_bytes)
+    conn.clock.advance(1.1)
+    head, _, body = conn.output.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + phrase + b"\r\n")
+    assert body.startswith(phrase + b": ")

@@ -60,7 +60,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import version as twisted_server
 
 from .._settings import DEFAULT_SETTINGS, StreamSettings
-from ._answers import answer
+from ._answers import answer, modern_reason
 from ._h1body import BodyStreaming
 from ._reading import READ_AHEAD, ReadGate
 from ._request_body import streams_body
@@ -304,8 +304,9 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
     # Responses.
 
     def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
-        # Twisted's default Server (its name and version) gives way to ours; an
-        # application's own stays. Headers keeps canonical names in ``_rawHeaders``.
+        # Twisted's default Server (its name and version) gives way to ours, and its
+        # outdated reason phrases to RFC 9110's; an application's own stay. Headers keeps
+        # canonical names in ``_rawHeaders``.
         if self._streamed is not None:
             self._close_if_unread(self.requests[0] if self.requests else None, headers)
         raw = getattr(headers, "_rawHeaders", None)
@@ -314,7 +315,7 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
                 raw[b"Server"] = [self._server]
             else:
                 del raw[b"Server"]
-        super().writeHeaders(version, code, reason, headers)
+        super().writeHeaders(version, code, modern_reason(code, reason), headers)
 
     def _send100Continue(self) -> None:
         if self._streamed is None:  # a streamed body sends it when the application reads

@@ -26,6 +26,7 @@ from twisted.web.server import _GzipEncoder
 
 from .._errors import RequestBodyError
 from .._types import Clock, MultiplexedConnection, StreamRequest
+from ._answers import reason
 
 FORCE_ABORT_AFTER = 15.0
 """Seconds a failed response may take to flush what it sent before the connection is reset
@@ -173,7 +174,7 @@ def abort_connection(request: StreamRequest, clock: Clock, *, flush: bool) -> ID
 def _answer(request: StreamRequest, code: int, content_type: bytes, body: bytes) -> None:
     """Answer ``code`` with ``body``, dropping the headers of the body the resource meant to
     send (:data:`REPRESENTATION_HEADERS`)."""
-    request.setResponseCode(code)
+    request.setResponseCode(code, reason(code))
     headers = request.responseHeaders
     for name in REPRESENTATION_HEADERS:
         headers.removeHeader(name)
@@ -213,17 +214,9 @@ def answer_body_error(request: StreamRequest, error: RequestBodyError) -> bool:
         return False
     if getattr(request, "finished", False):
         return False
-    body = f"{code} {_REASONS.get(code, 'Error')}: {error}\n".encode("utf-8", "replace")
+    body = b"%d %s: %s\n" % (code, reason(code), str(error).encode("utf-8", "replace"))
     _answer(request, code, b"text/plain; charset=utf-8", body)
     return True
-
-
-_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-}
 
 
 # Processing a request from its head (request bodies streamed to the resource).

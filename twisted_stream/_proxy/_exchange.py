@@ -37,6 +37,7 @@ from twisted.web.server import Request
 from .._engine._chunks import chunk_converter
 from .._engine._outcome import StreamResult
 from .._engine._stream import stream_for
+from .._http._answers import reason
 from .._http._twisted import is_disconnected, request_line, without_default_content_type
 from .._http._upstream import READ_SIZE, connection_options
 from .._settings import settings_for
@@ -50,12 +51,6 @@ from ._upload import UpstreamBody
 
 _log = Logger(namespace="twisted_stream")
 _EVENT_STREAM = b"text/event-stream"
-_REASONS = {
-    400: b"Bad Request",
-    501: b"Not Implemented",
-    502: b"Bad Gateway",
-    504: b"Gateway Timeout",
-}
 _Start = Callable[[IConsumer], None]
 
 
@@ -76,8 +71,9 @@ def answer(request: Request, code: int, text: str) -> None:
     """Answer ``code`` with a one-line plain-text body (unless the client has gone)."""
     if is_disconnected(request):
         return
-    body = b"%d %s: %s\n" % (code, _REASONS[code], text.encode("utf-8", "replace"))
-    request.setResponseCode(code)
+    phrase = reason(code)
+    body = b"%d %s: %s\n" % (code, phrase, text.encode("utf-8", "replace"))
+    request.setResponseCode(code, phrase)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.setHeader(b"content-length", b"%d" % len(body))
     request.write(body)
