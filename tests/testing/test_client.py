@@ -52,6 +52,15 @@ def test_requests_carry_default_and_given_headers_and_a_body() -> None:
         for path in ("/caf\u00e9", "/a b", ""):
             with pytest.raises(ValueError, match="ASCII"):
                 client.get(path)
+        for path in ("noslash", "http://localhost/x", "?q=1", "*"):
+            with pytest.raises(ValueError, match="start with '/'"):
+                client.get(path)
+        with pytest.raises(ValueError, match="method"):
+            client.request("GET /x", "/")
+        with pytest.raises(ValueError, match="header"):
+            client.get("/", headers={"X-A": "1\r\nX-Injected: 2"})
+        assert client._open() == 0  # nothing was sent for them
+        assert client.request("OPTIONS", "*").code is not None
 
 
 def test_the_sites_connection_layer_answers() -> None:

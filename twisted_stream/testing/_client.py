@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -92,8 +94,11 @@ class StreamTestClient:
         clock; it stops reading after ``stop_reading_after`` bytes and closes the
         connection after ``disconnect_after`` bytes (0: before reading anything), counted
         from the first byte of the response, status line and headers included. Raises
-        ``ValueError`` for a path that is not ASCII without spaces.
+        ``ValueError`` for a path that is not ASCII without spaces or does not start with
+        ``/`` (``*`` is allowed for ``OPTIONS``), a method that is not a token, and a header
+        whose name is not a token or whose value holds CR, LF or NUL.
         """
+        data = _request_bytes(method, path, headers or {}, body)  # refused before connecting
         self._port += 1
         peer = IPv4Address("TCP", "127.0.0.1", self._port)
         protocol: Any = self.site.buildProtocol(peer)  # type: ignore[no-untyped-call]
@@ -117,7 +122,7 @@ class StreamTestClient:
 
         protocol.requestFactory = recorded
         self._connections.append(connection)
-        connection.open(_request_bytes(method, path, headers or {}, body))
+        connection.open(data)
         self.flush()
         return response
 
@@ -187,14 +192,30 @@ class StreamTestClient:
         return len(self._connections)
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""RFC 9110 §5.6.2's ``token``: a method or a field name."""
+
+
 def _request_bytes(method: str, path: str, headers: Mapping[str, str], body: bytes) -> bytes:
     """The bytes of one HTTP/1.1 request."""
     if not path.isascii() or any(c.isspace() for c in path) or not path:
         raise ValueError(f"the path must be ASCII without spaces (percent-encode it): {path!r}")
+    if not (path.startswith("/") or (path == "*" and method.upper() == "OPTIONS")):
+        raise ValueError(
+            f"the path must start with '/' (or be '*' for OPTIONS), as a request target "
+            f"does (RFC 9112 §3.2): {path!r}"
+        )
+    if not _TOKEN.fullmatch(method):
+        raise ValueError(f"the method must be a token (RFC 9110 §9.1): {method!r}")
     fields = {"host": ("Host", "localhost"), "connection": ("Connection", "close")}
     if body or method.upper() in ("POST", "PUT", "PATCH"):
         fields["content-length"] = ("Content-Length", str(len(body)))
     for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            raise ValueError(
+                f"a header needs a token for a name and no CR, LF or NUL in its value: "
+                f"{name!r}: {value!r}"
+            )
         fields[name.lower()] = (name, value)
     head = [f"{method} {path} HTTP/1.1", *(f"{name}: {value}" for name, value in fields.values())]
     return "\r\n".join([*head, "", ""]).encode("latin-1") + body
