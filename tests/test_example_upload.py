@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +168,74 @@ def test_the_directory_is_upload_dir_or_a_fresh_one_logged(
     fresh.rmdir()
     assert seen == [str(fresh)]
     assert upload.resource.directory.name == "uploads"
+
+
+def test_its_docstring_command_lifts_the_limit_and_names_the_extra(upload: Any) -> None:
+    """The command in the docstring serves any size (``--max-body-size 0``) and the
+    install line names the ``multipart`` extra that POST forms need."""
+    doc = upload.__doc__
+    command = next(line for line in doc.splitlines() if "twistd" in line)
+    assert "--max-body-size 0" in command
+    assert "'.[multipart]'" in doc
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_empty_file_input_is_skipped(server: Server, upload: Any, client: Any) -> None:
+    """A form whose file input was left empty (a part with ``filename=""`` and no data, as
+    browsers send it) stores nothing for it and answers 201 for the rest; an unnamed part
+    that does hold data is still refused with 400."""
+    directory = upload.resource.directory
+    server.serve(upload.resource, settings=StreamSettings(max_body_size=0))
+
+    def browser_form(data: bytes) -> bytes:
+        return (
+            b'--B\r\nContent-Disposition: form-data; name="title"\r\n\r\nnone\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="photo"; filename=""\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n"
+        )
+
+    headers = {b"Content-Type": [b"multipart/form-data; boundary=B"]}
+    response = await within(client.post(server.url("/"), browser_form(b""), headers=headers))
+    assert response.code == 201
+    assert (await within(response.text())).splitlines() == ["field title 4"]
+    assert listing(directory) == []
+    response = await within(client.post(server.url("/"), browser_form(b"x"), headers=headers))
+    assert response.code == 400
+    assert listing(directory) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_name_that_is_a_directory_is_a_409_conflict(
+    server: Server, upload: Any, client: Any
+) -> None:
+    """``PUT`` to a name that is an existing directory, or a form file part named like one,
+    is answered ``409`` in plain text; no temporary file is left behind."""
+    directory = upload.resource.directory
+    (directory / "adir").mkdir()
+    server.serve(upload.resource, settings=StreamSettings(max_body_size=0))
+    response = await within(client.put(server.url("/adir"), data=b"x" * 1000))
+    assert response.code == 409
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/plain; charset=utf-8"]
+    assert (await within(response.text())) == "adir is a directory: choose another name\n"
+    response = await within(
+        client.post(server.url("/"), files={"f": ("adir", "application/octet-stream", b"y")})
+    )
+    assert response.code == 409
+    assert listing(directory) == ["adir"]
+    assert list((directory / "adir").iterdir()) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_stored_files_get_a_plain_files_mode(
+    server: Server, upload: Any, client: Any
+) -> None:
+    """A stored file has the mode a plain file write gives (0666 less the umask), not the
+    0600 of a temporary file."""
+    server.serve(upload.resource)
+    response = await within(client.put(server.url("/m.txt"), data=b"m"))
+    assert response.code == 201
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = (upload.resource.directory / "m.txt").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask
+    assert upload.FILE_MODE == 0o666 & ~umask

@@ -103,6 +103,15 @@ class MalformedRequestBody(RequestBodyError, ValueError):
         super().__init__(message, bytes_received, code=code)
 
 
+class MultipartUnavailable(RequestBodyError, ImportError):
+    """:func:`~twisted_stream.multipart_parts` cannot parse a form: python-multipart (the
+    ``multipart`` extra) is not installed. A server fault, so the answer is ``500``, with a
+    plain-text line saying that forms cannot be parsed here (still an ``ImportError``, what
+    it was before it answered)."""
+
+    code = 500
+
+
 class ChannelBackendError(StreamError):
     """A shared :class:`~twisted_stream.Channel`'s backend (Redis) did not accept an event:
     it cannot be reached, or it answered with an error (the message says which)."""

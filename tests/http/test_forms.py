@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -50,6 +52,19 @@ class Source:
 
     def refuse(self, error: Any) -> None:
         pass
+
+
+@pytest.fixture
+def logged_lines() -> Iterator[list[str]]:
+    """Every line of the log, formatted."""
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
 
 
 def form(boundary: bytes, parts: list[tuple[bytes, bytes | None, bytes]]) -> bytes:
@@ -211,6 +226,34 @@ def test_a_malformed_form_is_answered_400() -> None:
         + b"--B\r\nbad!"
     )
     assert conn.status() == 400
+
+
+def test_without_python_multipart_a_form_is_answered_500_saying_why(
+    monkeypatch: pytest.MonkeyPatch, logged_lines: list[str]
+) -> None:
+    """Without python-multipart, ``multipart_parts`` raises an ``ImportError`` that is a
+    ``RequestBodyError`` with code 500: the client gets a 500 whose plain-text body says
+    forms cannot be parsed here and names the ``multipart`` extra; the log says what to
+    install."""
+    monkeypatch.setitem(sys.modules, "python_multipart", None)  # import fails
+    conn = Conn(Uploads())
+    conn.send(
+        head(
+            "/",
+            method="POST",
+            headers="Host: a\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+            "Content-Length: 9\r\n",
+        )
+        + b"--B\r\nbad!"
+    )
+    assert conn.status() == 500
+    response_head, _, body = conn.output.partition(b"\r\n\r\n")
+    assert b"\r\nContent-Type: text/plain; charset=utf-8" in response_head
+    assert body.startswith(b"500 Internal Server Error: this server cannot parse")
+    assert b"'multipart' extra" in body
+    assert any("pip install 'twisted_stream[multipart]'" in line for line in logged_lines)
+    with pytest.raises(ImportError):
+        multipart_parts(DummyRequest([b""]))
 
 
 def rss_mib() -> float:

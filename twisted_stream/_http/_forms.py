@@ -18,12 +18,16 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 
-from .._errors import MalformedRequestBody
+from .._errors import MalformedRequestBody, MultipartUnavailable
 from .._types import StreamRequest
 from ._body import RequestBody
 from ._request_body import request_body
+from ._twisted import request_line
+
+_log = Logger(namespace="twisted_stream.http")
 
 FORM_LIMIT = 1024 * 1024
 """Default most bytes :func:`read_form` collects (1 MiB, the site's default body limit)."""
@@ -184,13 +188,23 @@ def multipart_parts(request: StreamRequest, *, max_size: int | None = None) -> A
     ``multipart/form-data`` with a boundary, ``400`` when the body does not parse or ends
     early) and as reading the body does (:class:`~twisted_stream.RequestBodyTooLarge`,
     :class:`~twisted_stream.RequestBodyIncomplete`). Needs python-multipart (the
-    ``multipart`` extra; ``ImportError`` naming it otherwise).
+    ``multipart`` extra): without it, raises ``MultipartUnavailable`` (an ``ImportError``
+    and a :class:`~twisted_stream.RequestBodyError` with ``code`` 500), which a
+    :class:`~twisted_stream.StreamingResource` answers ``500`` with a plain-text line saying
+    forms cannot be parsed by this server, after an error line in the log naming the extra
+    to install.
     """
     try:
         import python_multipart  # noqa: F401
     except ImportError:
-        raise ImportError(
-            "multipart_parts needs python-multipart: pip install 'twisted_stream[multipart]'"
+        _log.error(
+            "{request}: multipart_parts needs python-multipart: "
+            "pip install 'twisted_stream[multipart]'",
+            request=request_line(request),
+        )
+        raise MultipartUnavailable(
+            "this server cannot parse multipart/form-data bodies (python-multipart, "
+            "twisted_stream's 'multipart' extra, is not installed)"
         ) from None
     kind, options = _content_type(request)
     boundary = options.get(b"boundary")
