@@ -4,11 +4,18 @@ links pointing at pages that exist."""
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import re
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import twisted_stream
 import twisted_stream.testing
+from twisted_stream.testing import StreamTestClient
+
+from .conftest import logged_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCS = PROJECT / "docs"
@@ -65,3 +72,35 @@ def test_readme_links_into_the_docs() -> None:
     for link in links:
         assert (PROJECT / link).exists(), link
     assert "docs/guide/commandline.rst" in links and "docs/api.rst" in links
+
+
+def guide_block(page: str, marker: str) -> str:
+    """The Python code block of ``docs/guide/<page>.rst`` that contains ``marker``,
+    dedented."""
+    text = (DOCS / "guide" / f"{page}.rst").read_text()
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:   .*\n|\n)+)", text, re.M)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, marker
+    return textwrap.dedent(found[0])
+
+
+def test_the_uploads_pages_plain_resource_example_runs_and_handles_refusals(
+    logged: list[dict[str, Any]],
+) -> None:
+    """The plain-``Resource`` example of the uploads page (``Checksum``), run as printed:
+    it answers the SHA-256 of a body, and a body over its limit gets the server's 413
+    with nothing logged as an unhandled error."""
+    namespace: dict[str, Any] = {}
+    exec(guide_block("uploads", "class Checksum(Resource)"), namespace)
+
+    def serve() -> tuple[int | None, bytes, int | None]:
+        with StreamTestClient(namespace["Checksum"]()) as client:
+            response = client.post("/", b"hello")
+            refused = client.post("/", b"x" * 10_000_001)
+            return response.code, response.body, refused.code
+
+    code, body, refused = serve()
+    gc.collect()  # an unhandled failure in a Deferred is logged when it is collected
+    assert (code, body) == (200, hashlib.sha256(b"hello").hexdigest().encode() + b"\n")
+    assert refused == 413
+    assert logged_text(logged) == []
