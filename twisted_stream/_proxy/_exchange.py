@@ -95,11 +95,15 @@ def downstream_of(request: Request) -> Downstream:
 
 
 class Exchange:
-    """Sends ``request`` upstream along ``route`` and relays the answer; ``body`` is the
-    request body producer (None for a request without a body)."""
+    """Sends ``request`` upstream to ``target`` (an absolute URL) along ``route`` and relays
+    the answer; ``body`` is the request body producer (None for a request without a
+    body)."""
 
-    def __init__(self, request: Request, route: Route, body: UpstreamBody | None) -> None:
+    def __init__(
+        self, request: Request, route: Route, target: bytes, body: UpstreamBody | None
+    ) -> None:
         self.request = request
+        self.target = target
         self.route = route
         self.body = body
         self._pending: Deferred[IResponse] | None = None
@@ -112,8 +116,6 @@ class Exchange:
 
     def start(self) -> None:
         request, route = self.request, self.route
-        assert request.prepath is not None
-        target = route.upstream.target(request.path, len(request.prepath), request.uri)
         headers = upstream_request_headers(
             request.requestHeaders,
             downstream_of(request),
@@ -123,7 +125,7 @@ class Exchange:
             expect_continue=self.body is not None and self.body.expects_continue,
         )
         try:
-            pending = route.agent.request(request.method, target, headers, self.body)
+            pending = route.agent.request(request.method, self.target, headers, self.body)
         except ValueError as e:  # a target Twisted's client refuses to send
             answer(request, 400, f"the request cannot be forwarded: {e}")
             return

@@ -10,6 +10,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from .._errors import HTTPRefusal
 from .._http._body import RequestBody
 from .._http._request_body import IStreamBodyResource, attached, request_body
 from .._http._upstream import observe_pool
@@ -147,6 +148,12 @@ class ProxyResource(Resource):
         if refusal is not None:
             answer(request, 501, refusal)
             return NOT_DONE_YET
+        assert request.prepath is not None
+        try:
+            target = self.upstream.target(request.path, len(request.prepath), request.uri)
+        except HTTPRefusal as refusal:  # a path reaching above the mount point
+            answer(request, refusal.code, refusal.message)
+            return NOT_DONE_YET
         route = self._routed()
         reader = self._reader(request)
         if reader is not None and reader.error is not None:
@@ -159,7 +166,7 @@ class ProxyResource(Resource):
                 piece_size=reader.buffer_size,
                 expect_continue=reader.expect_continue,
             )
-        exchange = Exchange(request, route, body)
+        exchange = Exchange(request, route, target, body)
         if body is not None:
             body.on_progress = exchange.progress
         exchange.start()
