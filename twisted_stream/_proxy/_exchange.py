@@ -12,6 +12,11 @@ again) when the stream ends early. Before the head:
 - ``timeout`` seconds without progress (connecting, taking the request body, answering)
   answer ``504``; a connect timeout answers ``504``, any other failure to get a response
   ``502``; each with a one-line plain-text body naming the upstream, logged once.
+
+After the head, an upstream that sends nothing of its body for the site's ``idle_timeout``
+(:data:`READ_TIMEOUT` when the site has none) while the client is waiting for more fails the
+stream as a source failure: the client's connection is aborted (an incomplete body), the
+upstream's closed, and it is logged once.
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ _REASONS = {
     504: b"Gateway Timeout",
 }
 _Start = Callable[[IConsumer], None]
+READ_TIMEOUT = 60.0
+"""Seconds an upstream may send nothing of its body while the client waits for more (the
+stream is not paused) before the client's connection is aborted and the upstream's closed,
+when the site sets no ``idle_timeout`` of its own (nginx's ``proxy_read_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -219,9 +228,12 @@ class Exchange:
         head_only = request.method == b"HEAD" or response.code in NO_BODY_CODES
         length = response.length if isinstance(response.length, int) else None
         settings = settings_for(request)
-        # Unchanged (never compressed), and written a read of the upstream at a time.
+        # Unchanged (never compressed), written a read of the upstream at a time, and given
+        # up on when the upstream sends nothing for a while though we asked for more.
         settings = settings.replace(
-            compress=False, buffer_size=max(settings.buffer_size, READ_SIZE)
+            compress=False,
+            buffer_size=max(settings.buffer_size, READ_SIZE),
+            idle_timeout=settings.idle_timeout or READ_TIMEOUT,
         )
         source = ProducerSource(self._start_body(response), chunk_converter("utf-8"))
         content_type = request.responseHeaders.getRawHeaders(b"content-type", [b""])[-1]
