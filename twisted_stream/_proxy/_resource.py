@@ -151,8 +151,8 @@ class ProxyResource(Resource):
         assert request.prepath is not None
         try:
             target = self.upstream.target(request.path, len(request.prepath), request.uri)
-        except HTTPRefusal as refusal:  # a path reaching above the mount point
-            answer(request, refusal.code, refusal.message)
+        except HTTPRefusal as unsafe:  # a path reaching above the mount point
+            answer(request, unsafe.code, unsafe.message)
             return NOT_DONE_YET
         route = self._routed()
         reader = self._reader(request)
