@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from twisted_stream import Outcome, StreamSettings, stream, stream_for
 from twisted_stream._http._h2 import SEND_BUDGET, STREAM_HIGH_WATER, StreamH2Connection
+from twisted_stream._http._twisted import FORCE_ABORT_AFTER
 
 from ..conftest import leaf
 from .h2harness import Harness, data_bytes
@@ -153,6 +154,93 @@ def test_server_abort_resets_with_internal_error_and_tells_the_request() -> None
     assert [(e.stream_id, e.error_code) for e in resets] == [
         (stream_id, ErrorCodes.INTERNAL_ERROR)
     ]
+    assert len(gone) == 1
+
+
+def failing_after(size: int, clock: Any, gone: list[Failure]) -> Resource:
+    """A resource streaming ``size`` bytes on ``clock``, then failing (an upstream dying
+    mid-body); each request's ``notifyFinish`` failure goes to ``gone``."""
+
+    def body() -> Iterator[bytes]:
+        yield b"z" * size
+        raise OSError("the source failed")
+
+    def render(request: Any) -> Any:
+        request.notifyFinish().addErrback(gone.append)
+        return stream(request, body(), reactor=clock)
+
+    return leaf(render)
+
+
+def resets_of(events: list[h2.events.Event], stream_id: int) -> list[ErrorCodes]:
+    return [
+        e.error_code
+        for e in events
+        if isinstance(e, h2.events.StreamReset) and e.stream_id == stream_id
+    ]
+
+
+def test_a_source_failing_mid_body_sends_what_it_wrote_before_the_reset() -> None:
+    """A response whose source fails after writing 200,000 bytes to a client with a 64 KiB
+    window: the client gets the first 65,535 at once and no reset yet; once it opens its
+    window, the rest, then RST_STREAM (INTERNAL_ERROR) and the request learns it is gone
+    (Twisted's reset drops what is queued)."""
+    gone: list[Failure] = []
+    h = Harness(leaf(lambda r: None))
+    h.site.resource = failing_after(200_000, h.clock, gone)
+    stream_id = h.get("/")
+    for _ in range(3):
+        h.turn()
+    events = h.receive()
+    assert data_bytes(events, stream_id) == 65535
+    assert resets_of(events, stream_id) == [] and gone == []
+    h.client.acknowledge_received_data(65535, stream_id)
+    h.client.increment_flow_control_window(1 << 20)
+    h.client.increment_flow_control_window(1 << 20, stream_id)
+    h.send()
+    for _ in range(5):
+        h.turn()
+    events = h.receive()
+    assert data_bytes(h.events, stream_id) == 200_000
+    assert resets_of(events, stream_id) == [ErrorCodes.INTERNAL_ERROR]
+    assert len(gone) == 1
+    assert not h.clock.getDelayedCalls()  # the forced reset was cancelled
+
+
+def test_a_failed_response_whose_client_never_reads_is_reset_after_the_grace() -> None:
+    """If what a failed response queued cannot be sent (here the client stopped reading:
+    the transport pushes back), the stream is reset anyway after ``FORCE_ABORT_AFTER``
+    seconds, as an HTTP/1.1 connection is; its queue is then dropped."""
+    gone: list[Failure] = []
+    h = Harness(leaf(lambda r: None))
+    h.site.resource = failing_after(30_000, h.clock, gone)
+    stream_id = h.get("/")  # writes its 30,000 bytes and fails at once
+    assert h.conn.queued_bytes(stream_id) == 30_000 and gone == []
+    h.conn.pauseProducing()
+    h.clock.advance(FORCE_ABORT_AFTER - 0.1)
+    assert gone == []
+    h.clock.advance(0.1)
+    assert len(gone) == 1
+    h.conn.resumeProducing()
+    for _ in range(3):
+        h.turn()
+    events = h.receive()
+    assert resets_of(events, stream_id) == [ErrorCodes.INTERNAL_ERROR]
+    assert data_bytes(h.events, stream_id) == 0
+
+
+def test_a_source_failing_within_the_window_sends_everything_then_resets() -> None:
+    """The common case: a source writes 30,000 bytes (within the window) and fails before
+    the send loop ran; the client gets all 30,000, then RST_STREAM."""
+    gone: list[Failure] = []
+    h = Harness(leaf(lambda r: None))
+    h.site.resource = failing_after(30_000, h.clock, gone)
+    stream_id = h.get("/")
+    for _ in range(3):
+        h.turn()
+    events = h.receive()
+    assert data_bytes(events, stream_id) == 30_000
+    assert resets_of(events, stream_id) == [ErrorCodes.INTERNAL_ERROR]
     assert len(gone) == 1
 
 

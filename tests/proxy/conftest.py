@@ -109,6 +109,7 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
     - ``/broken``: 256 KiB, then the source fails;
     - ``/headers``: the request's headers as JSON, answered with hop-by-hop headers;
     - ``/silent``: never answers;
+    - ``/stalled``: its head and a few body bytes, then nothing (never finished);
     - ``/events``: an event stream of ``channel``;
     - ``/files/``: a ``FileResource`` of ``files``;
     - ``/echo``: the SHA-256 and length of the request body.
@@ -171,6 +172,12 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
         upstream.silent.append(request)
         return NOT_DONE_YET
 
+    def stalled(request: Any) -> Any:
+        upstream.silent.append(request)
+        request.setHeader(b"content-type", b"application/octet-stream")
+        request.write(b"first bytes")
+        return NOT_DONE_YET
+
     def echo(request: Any) -> bytes:
         data = request.content.read()
         return b"%d %s" % (len(data), hashlib.sha256(data).hexdigest().encode())
@@ -182,6 +189,7 @@ def upstream_tree(upstream: Upstream, files: Path) -> Resource:
         "broken": broken,
         "headers": headers,
         "silent": silent,
+        "stalled": stalled,
         "echo": echo,
     }.items():
         root.putChild(name.encode(), _Leaf(upstream, render))

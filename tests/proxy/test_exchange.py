@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.threads import deferToThread
 
-from twisted_stream import Event, Outcome, ProxyResource, StreamSettings
+from twisted_stream import Event, Outcome, ProxyResource, SourceIdleTimeout, StreamSettings
+from twisted_stream._proxy import _exchange
 
+from ..conftest import logged_text
 from ..http.conftest import TLSServer
 from ..http.test_hostile_clients import rss_mib
 from ..rawclient import connect, get, parse_response
@@ -301,6 +303,53 @@ async def test_the_stall_timeout_applies_to_proxied_streams(proxied: Proxied) ->
     front = next(iter(proxied.proxy_site.active_streams))
     assert (await within(front.when_done())).outcome is Outcome.STALLED
     await until(lambda: proxied.upstream.closed == ["endless"], what="the upstream's finally")
+
+
+async def a_stalled_upstream_is_cut_off(proxied: Proxied, logged: list[dict[str, Any]]) -> None:
+    """Fetch ``/stalled`` through the proxy: the client gets the head and the first bytes,
+    then its connection closes short (the chunked body never ends); the upstream sees its
+    connection closed, the proxied stream ends as SOURCE_FAILED for the idle timeout, and
+    that is logged once."""
+    raw = await connect(proxied.port, get("/stalled"))
+    await until(lambda: b"first bytes" in raw.received, what="the first bytes")
+    await until(lambda: bool(proxied.upstream.silent), what="the upstream request")
+    gone = proxied.upstream.silent[0].notifyFinish()
+    front = next(iter(proxied.proxy_site.active_streams))
+    result = await within(front.when_done())
+    assert result.outcome is Outcome.SOURCE_FAILED
+    assert result.failure is not None and result.failure.check(SourceIdleTimeout)
+    await within(raw.closed)
+    status, headers, body = parse_response(bytes(raw.received))
+    assert (status, headers["transfer-encoding"]) == (200, ["chunked"])
+    assert dechunk(body) == (b"first bytes", False)
+    with pytest.raises((ConnectionLost, ConnectionDone)):
+        await within(gone)
+    assert len([t for t in logged_text(logged) if "SourceIdleTimeout" in t]) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upstream_stalling_mid_body_is_cut_off_after_the_idle_timeout(
+    proxied: Proxied, logged: list[dict[str, Any]]
+) -> None:
+    """An upstream that sends its head and a few bytes, then nothing, while the client
+    waits for more is given up on after the proxy site's ``idle_timeout``: the client's
+    connection is aborted (an incomplete body) and the upstream's closed, logged once."""
+    proxied.proxy_site.stream_settings = StreamSettings(idle_timeout=0.3)
+    await a_stalled_upstream_is_cut_off(proxied, logged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_a_site_idle_timeout_the_proxy_reads_with_its_own(
+    proxied: Proxied, logged: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the site's ``idle_timeout`` off (the default), a proxied body still has one:
+    :data:`~twisted_stream._proxy._exchange.READ_TIMEOUT`, 60 s like nginx's
+    ``proxy_read_timeout`` (shortened here), so a stalled upstream never holds the client
+    and the upstream connection for ever."""
+    assert _exchange.READ_TIMEOUT == 60.0
+    assert proxied.proxy_site.stream_settings.idle_timeout == 0
+    monkeypatch.setattr(_exchange, "READ_TIMEOUT", 0.3)
+    await a_stalled_upstream_is_cut_off(proxied, logged)
 
 
 @pytest_twisted.ensureDeferred

@@ -53,6 +53,54 @@ async def test_the_remaining_path_and_the_query_are_forwarded_as_sent(
 
 
 @pytest_twisted.ensureDeferred
+async def test_dot_segments_never_reach_above_the_mount_point(
+    proxied: Proxied, server: Any
+) -> None:
+    """Twisted hands the raw path to the resources as sent (``..`` and ``%2e%2e`` included:
+    its Site resolves nothing), so the proxy resolves dot-segments itself: below the mount
+    point they are removed before the path goes up; one climbing above it, or a segment
+    hiding one (``..%2f``), is answered ``400`` with a one-line plain-text body and never
+    reaches the upstream. A ``..`` before the mount point never reaches the proxy."""
+    serve_mounted(server, {b"pub": ProxyResource(proxied.upstream_url("/sub"))})
+    for path, expected in [
+        ("/pub/a/../headers", b"/sub/headers"),
+        ("/pub/a/%2E%2e/b/./c", b"/sub/b/c"),
+        ("/pub/a/b/..", b"/sub/a/"),
+    ]:
+        await fetch(server.port, path)
+        assert proxied.upstream.requests[-1]["uri"] == expected, path
+    seen = len(proxied.upstream.requests)
+    for path in [
+        "/pub/../secret.txt",
+        "/pub/%2e%2e/secret.txt",
+        "/pub/a/../../secret.txt",
+        "/pub/..%2f..%2fadmin",
+        "/pub/..%5csecret.txt",
+        "/pub/..;x/secret.txt",
+    ]:
+        status, headers, body = parse_response(await fetch(server.port, path))
+        assert status == 400, path
+        assert headers["content-type"] == ["text/plain; charset=utf-8"]
+        assert body.startswith(b"400 Bad Request: ") and body.count(b"\n") == 1, body
+    status, _, _ = parse_response(await fetch(server.port, "/x/../pub/headers"))
+    assert status == 404  # Twisted looked for a child named "x" and found none
+    assert len(proxied.upstream.requests) == seen
+
+
+@pytest_twisted.ensureDeferred
+async def test_dot_segments_are_resolved_for_a_proxy_at_the_root(proxied: Proxied) -> None:
+    """Mounted at ``/`` with no base path, the proxy resolves dot-segments too and refuses
+    a path climbing above ``/`` (``400``), as nginx does."""
+    await fetch(proxied.port, "/files/../headers")
+    assert proxied.upstream.requests[-1]["uri"] == b"/headers"
+    seen = len(proxied.upstream.requests)
+    for path in ["/../headers", "/%2e%2e/headers", "/files/../../headers"]:
+        status, _, _ = parse_response(await fetch(proxied.port, path))
+        assert status == 400, path
+    assert len(proxied.upstream.requests) == seen
+
+
+@pytest_twisted.ensureDeferred
 async def test_hop_by_hop_headers_are_dropped_both_ways(proxied: Proxied) -> None:
     """Hop-by-hop request headers (``Connection`` and the fields it names, ``Keep-Alive``,
     ``TE``, ``Proxy-Authorization``...) do not reach the upstream; its hop-by-hop response

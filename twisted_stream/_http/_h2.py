@@ -21,8 +21,11 @@ and changes three things:
   turns (Twisted's loop spins on it).
 - **Teardown and errors.** A stream reset by the client or lost with the connection stops its
   producer (Twisted only errbacks ``notifyFinish``); a stream aborted by the server is reset
-  with ``INTERNAL_ERROR`` (RFC 9113 §7) and its request learns it is gone. :meth:`go_away`
-  sends ``GOAWAY`` for graceful shutdown while the open streams finish.
+  with ``INTERNAL_ERROR`` (RFC 9113 §7) and its request learns it is gone, at once or, for a
+  response whose source failed (:meth:`~StreamH2Connection.abort_after_queued`), once the
+  DATA it queued has been sent, as an HTTP/1.1 client receives what was written before the
+  connection closes. :meth:`go_away` sends ``GOAWAY`` for graceful shutdown while the open
+  streams finish.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ back first (past 64 KiB); this bounds the turn when it does not."""
 
 _DATA_HEADER = struct.Struct(">HBBBL")
 """A DATA frame's header: 24-bit length (as 16 + 8 bits), type 0, flags, stream id."""
+
+_RESET_SENTINEL = object()
+"""Queued after a stream's last DATA by :meth:`StreamH2Connection.abort_after_queued`: reset
+it when the send loop reaches this."""
 
 WRITE_BATCH = 128 * 1024
 """DATA bytes framed before one write to the transport: as much as a TCP transport sends
@@ -111,6 +118,11 @@ class StreamH2Stream(H2BodyStreaming, H2Stream):
 
     def windowUpdated(self) -> None:
         self.update_producer()
+
+    def abort_after_queued(self) -> None:
+        """Reset this stream once the DATA already written to it has been sent."""
+        conn: StreamH2Connection = self._conn
+        conn.abort_after_queued(self.streamID)
 
     def connectionLost(self, reason: Failure) -> None:
         """The client reset the stream or the connection went: the request hears of it, then
@@ -288,6 +300,20 @@ class StreamH2Connection(H2Connection):
         if streamID in self.streams:
             self._requestDone(streamID)
 
+    def abort_after_queued(self, streamID: int) -> None:
+        """Reset the stream as :meth:`abortRequest` does, but only once the DATA queued for
+        it has been sent (flow control permitting), so the client receives everything the
+        response wrote before it learns the response failed. At once when nothing is
+        queued; the caller forces the reset if the client never opens its window."""
+        if streamID not in self.streams:
+            return
+        if not self._queued.get(streamID):
+            self.abortRequest(streamID)
+            return
+        self._outboundStreamQueues[streamID].append(_RESET_SENTINEL)
+        self.priority.unblock(streamID)
+        self._wake_sender()
+
     def _handleWindowUpdate(self, event: WindowUpdated) -> None:
         # Twisted iterates over its live dict of streams, which a producer resumed here may
         # change (a source that fails ends its stream); and it never wakes the send loop.
@@ -379,6 +405,10 @@ class StreamH2Connection(H2Connection):
             queue.popleft()
             self._through_h2(conn.end_stream, stream_id)
             self._requestDone(stream_id)
+            return 0
+        if head is _RESET_SENTINEL:
+            queue.popleft()
+            self.abortRequest(stream_id)  # its RST_STREAM follows the DATA in the batch
             return 0
         size = min(
             len(head), conn.max_outbound_frame_size, conn.local_flow_control_window(stream_id)

@@ -146,15 +146,21 @@ def abort_connection(request: StreamRequest, clock: Clock, *, flush: bool) -> ID
     client reports as an incomplete body; a client that does not drain it within
     :data:`FORCE_ABORT_AFTER` is reset (the returned call does that; cancel it when the
     connection goes). HTTP/1.0 without a length cannot signal truncation by closing, so it
-    is reset at once, as is everything without ``flush``. HTTP/2 resets just the stream.
+    is reset at once, as is everything without ``flush``. HTTP/2 resets just the stream:
+    with ``flush``, our streams (:class:`~._h2.StreamH2Stream`) send what they queued first,
+    and are reset anyway after :data:`FORCE_ABORT_AFTER` (the returned call).
     """
     channel = getattr(request, "channel", None)
     if channel is None:
         return None
     stream_abort = getattr(channel, "abortConnection", None)  # H2Stream: RST_STREAM
     if stream_abort is not None:
-        stream_abort()
-        return None
+        after_queued = getattr(channel, "abort_after_queued", None) if flush else None
+        if after_queued is None:
+            stream_abort()
+            return None
+        after_queued()
+        return clock.callLater(FORCE_ABORT_AFTER, stream_abort)
     transport = getattr(channel, "transport", None)
     if transport is None:
         return None

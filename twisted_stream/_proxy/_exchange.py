@@ -12,6 +12,11 @@ again) when the stream ends early. Before the head:
 - ``timeout`` seconds without progress (connecting, taking the request body, answering)
   answer ``504``; a connect timeout answers ``504``, any other failure to get a response
   ``502``; each with a one-line plain-text body naming the upstream, logged once.
+
+After the head, an upstream that sends nothing of its body for the site's ``idle_timeout``
+(:data:`READ_TIMEOUT` when the site has none) while the client is waiting for more fails the
+stream as a source failure: the client's connection is aborted (an incomplete body), the
+upstream's closed, and it is logged once.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ from ._upload import UpstreamBody
 _log = Logger(namespace="twisted_stream")
 _EVENT_STREAM = b"text/event-stream"
 _Start = Callable[[IConsumer], None]
+READ_TIMEOUT = 60.0
+"""Seconds an upstream may send nothing of its body while the client waits for more (the
+stream is not paused) before the client's connection is aborted and the upstream's closed,
+when the site sets no ``idle_timeout`` of its own (nginx's ``proxy_read_timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +100,15 @@ def downstream_of(request: Request) -> Downstream:
 
 
 class Exchange:
-    """Sends ``request`` upstream along ``route`` and relays the answer; ``body`` is the
-    request body producer (None for a request without a body)."""
+    """Sends ``request`` upstream to ``target`` (an absolute URL) along ``route`` and relays
+    the answer; ``body`` is the request body producer (None for a request without a
+    body)."""
 
-    def __init__(self, request: Request, route: Route, body: UpstreamBody | None) -> None:
+    def __init__(
+        self, request: Request, route: Route, target: bytes, body: UpstreamBody | None
+    ) -> None:
         self.request = request
+        self.target = target
         self.route = route
         self.body = body
         self._pending: Deferred[IResponse] | None = None
@@ -108,8 +121,6 @@ class Exchange:
 
     def start(self) -> None:
         request, route = self.request, self.route
-        assert request.prepath is not None
-        target = route.upstream.target(request.path, len(request.prepath), request.uri)
         headers = upstream_request_headers(
             request.requestHeaders,
             downstream_of(request),
@@ -119,7 +130,7 @@ class Exchange:
             expect_continue=self.body is not None and self.body.expects_continue,
         )
         try:
-            pending = route.agent.request(request.method, target, headers, self.body)
+            pending = route.agent.request(request.method, self.target, headers, self.body)
         except ValueError as e:  # a target Twisted's client refuses to send
             answer(request, 400, f"the request cannot be forwarded: {e}")
             return
@@ -213,9 +224,12 @@ class Exchange:
         head_only = request.method == b"HEAD" or response.code in NO_BODY_CODES
         length = response.length if isinstance(response.length, int) else None
         settings = settings_for(request)
-        # Unchanged (never compressed), and written a read of the upstream at a time.
+        # Unchanged (never compressed), written a read of the upstream at a time, and given
+        # up on when the upstream sends nothing for a while though we asked for more.
         settings = settings.replace(
-            compress=False, buffer_size=max(settings.buffer_size, READ_SIZE)
+            compress=False,
+            buffer_size=max(settings.buffer_size, READ_SIZE),
+            idle_timeout=settings.idle_timeout or READ_TIMEOUT,
         )
         source = ProducerSource(self._start_body(response), chunk_converter("utf-8"))
         content_type = request.responseHeaders.getRawHeaders(b"content-type", [b""])[-1]

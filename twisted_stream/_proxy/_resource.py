@@ -10,6 +10,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from .._errors import HTTPRefusal
 from .._http._body import RequestBody
 from .._http._request_body import IStreamBodyResource, attached, request_body
 from .._http._upstream import observe_pool
@@ -45,9 +46,11 @@ class ProxyResource(Resource):
 
     ``ProxyResource("http://127.0.0.1:9000")`` mounted at ``/api`` sends ``GET
     /api/items?page=2`` to ``http://127.0.0.1:9000/items?page=2`` (a base path in the URL is
-    kept in front: ``http://host/v1`` gives ``/v1/items``), with the method, the request body
-    and the end-to-end headers, over Twisted's ``Agent`` and a persistent
-    ``HTTPConnectionPool`` (``pool``, else one of its own). The answer's status, reason,
+    kept in front: ``http://host/v1`` gives ``/v1/items``; dot-segments are resolved, RFC
+    3986 §5.2.4, and a path climbing above the mount point or a segment hiding a dot-segment
+    such as ``..%2f`` gets ``400``), with the method, the request body and the end-to-end
+    headers, over Twisted's ``Agent`` and a persistent ``HTTPConnectionPool`` (``pool``,
+    else one of its own). The answer's status, reason,
     end-to-end headers and body are streamed back with flow control both ways: the upstream
     connection is read only as fast as the client reads (stall timeout, limits and metrics
     of the engine apply), and the client's body only as fast as the upstream takes it.
@@ -75,7 +78,10 @@ class ProxyResource(Resource):
     reused); an upstream failing mid-body closes the client's connection short. Failing to
     connect answers ``502``, a connect taking over ``connect_timeout`` seconds ``504``, and
     ``timeout`` seconds without progress before the response head (connecting, sending the
-    body, waiting) ``504``, each with a one-line plain-text body naming the upstream.
+    body, waiting) ``504``, each with a one-line plain-text body naming the upstream. After
+    the head, an upstream sending nothing for the site's ``idle_timeout`` (60 s when the
+    site sets none, as nginx's ``proxy_read_timeout``) while the client waits for more is an
+    upstream failure mid-body.
     ``Upgrade`` requests (WebSocket) and ``CONNECT`` get ``501``. Raises ``ValueError`` for
     an upstream URL that is not ``http://`` or ``https://`` with a host, or a timeout that
     is not positive.
@@ -147,6 +153,12 @@ class ProxyResource(Resource):
         if refusal is not None:
             answer(request, 501, refusal)
             return NOT_DONE_YET
+        assert request.prepath is not None
+        try:
+            target = self.upstream.target(request.path, len(request.prepath), request.uri)
+        except HTTPRefusal as unsafe:  # a path reaching above the mount point
+            answer(request, unsafe.code, unsafe.message)
+            return NOT_DONE_YET
         route = self._routed()
         reader = self._reader(request)
         if reader is not None and reader.error is not None:
@@ -159,7 +171,7 @@ class ProxyResource(Resource):
                 piece_size=reader.buffer_size,
                 expect_continue=reader.expect_continue,
             )
-        exchange = Exchange(request, route, body)
+        exchange = Exchange(request, route, target, body)
         if body is not None:
             body.on_progress = exchange.progress
         exchange.start()
