@@ -18,6 +18,7 @@ What this reads of Twisted beyond its interfaces (checked against Twisted 26.10,
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol, cast
 
 from twisted.internet import tcp
@@ -42,6 +43,10 @@ class SocketTransport(Protocol):
     def reactor(self) -> IReactorFDSet: ...
 
     def fileno(self) -> int: ...
+
+    def getHandle(self) -> socket.socket: ...
+
+    def writeSequence(self, data: list[bytes]) -> None: ...
 
     def connectionLost(self, reason: Failure) -> None: ...
 
