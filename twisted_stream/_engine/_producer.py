@@ -425,22 +425,23 @@ class StreamProducer:
         self.bytes_sent += len(data)
         self._unflushed += len(data)
         direct = self._direct
-        if direct is not None and (direct.attached or self._attach(direct)):
+        if direct is not None and not direct.attached and self._running:
+            # Only inside the pull loop: attaching may resume us, which must not re-enter.
+            self._attach(direct)
+        if direct is not None and direct.attached:
             count_sent(self.request, len(data))
             direct.write(chunk_framing(data) if self._chunked else [data])
             return
         self.request.write(data)
 
-    def _attach(self, direct: DirectWriter) -> bool:
+    def _attach(self, direct: DirectWriter) -> None:
         """Let ``direct`` send the rest of the body, once ``Request.write`` has sent the
         headers with the first bytes (until then a failing source still gets a 500)."""
         transport = self._transport
         assert transport is not None
-        if not headers_sent(self.request) or not direct.possible(transport):
-            return False
-        self._chunked = is_chunked(self.request)
-        direct.attach()
-        return True
+        if headers_sent(self.request) and direct.possible(transport):
+            self._chunked = is_chunked(self.request)
+            direct.attach()
 
     # Endings, each reached once.
 
