@@ -14,11 +14,16 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 
 from twisted_stream import Outcome, State, stream
+from twisted_stream._engine._source import EOF, Ready, SliceDeadline
 from twisted_stream._http import _direct
 from twisted_stream._http._direct import DirectWriter, chunk_framing
+from twisted_stream._sources._stream import stream_source
 
 from ..conftest import Server, leaf, serve_streams
 from ..rawclient import connect, get
@@ -101,6 +106,62 @@ async def test_body_with_content_length_is_sent_directly_unframed(
     assert spy.calls and spy.size <= len(BODY)
     result = await within((await served.first()).when_done())
     assert result.outcome is Outcome.COMPLETED and result.bytes_sent == len(BODY)
+
+
+@pytest_twisted.ensureDeferred
+async def test_chunks_from_deferreds_with_content_length_arrive_whole(server: Server) -> None:
+    """Chunks that arrive later (Deferreds) with a declared Content-Length, the last bytes
+    held until the source ends: the whole body arrives, the held bytes included."""
+
+    def later() -> Iterator[object]:
+        for chunk in CHUNKS:
+            yield deferLater(reactor, 0, lambda chunk=chunk: chunk)
+
+    served = serve_streams(
+        server, lambda request: stream(request, later(), content_length=len(BODY))
+    )
+    raw = await connect(site_port(server), get("/", extra="Connection: close\r\n"))
+    await within(raw.closed)
+    ((status, _, body),) = responses(bytes(raw.received))
+    assert status == 200 and body == BODY
+    result = await within((await served.first()).when_done())
+    assert result.outcome is Outcome.COMPLETED
+
+
+class LaterSource:
+    """Each read waits a reactor turn for the next of ``results``; once they are all read,
+    every read gives EOF at once (as a relay whose upstream has ended does)."""
+
+    def __init__(self, *results: Ready) -> None:
+        self.results = list(results)
+
+    def read(self, limit: int, deadline: SliceDeadline) -> Deferred[Ready] | Ready:
+        if not self.results:
+            return EOF
+        return deferLater(reactor, 0, self.results.pop, 0)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest_twisted.ensureDeferred
+async def test_held_last_bytes_sent_when_the_end_arrives_later(server: Server) -> None:
+    """Headers sent first, a declared Content-Length met by one chunk (held until the end is
+    known) and an end that arrives later: the held bytes still reach the client, once."""
+    top = Resource()
+    top.putChild(
+        b"later",
+        leaf(
+            lambda request: stream_source(
+                request, LaterSource(b"hello world", EOF), content_length=11, flush_headers=True
+            )
+        ),
+    )
+    server.serve(top)
+    raw = await connect(site_port(server), get("/later", extra="Connection: close\r\n"))
+    await within(raw.closed)
+    ((status, headers, body),) = responses(bytes(raw.received))
+    assert (status, headers["content-length"], body) == (200, "11", b"hello world")
 
 
 @pytest_twisted.ensureDeferred
