@@ -22,6 +22,7 @@ from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
 from .._errors import ContentLengthError, SourceIdleTimeout, StreamAborted, StreamRejected
+from .._http._direct import DirectWriter, chunk_framing
 from .._http._sendfile import SendfileWriter
 from .._http._transport import SocketTransport, direct_transport, flush
 from .._http._twisted import (
@@ -31,6 +32,7 @@ from .._http._twisted import (
     has_encoder,
     headers_sent,
     in_fake_head,
+    is_chunked,
     is_disconnected,
     request_line,
     send_error_page,
@@ -115,6 +117,10 @@ class StreamProducer:
         self._unflushed = 0
         """Bytes written since the transport was last flushed."""
         self._file_writer: SendfileWriter | None = None
+        self._direct: DirectWriter | None = None
+        """Sends the body's bytes to the socket itself once the headers are out (no
+        ``Request.write``, no copy into the transport's buffer, no reactor call per chunk)."""
+        self._chunked = False
         self._source_released = False
         self._release_waiters: list[Deferred[None]] = []
 
@@ -147,6 +153,13 @@ class StreamProducer:
         self._transport = transport = direct_transport(request)
         if transport is not None and self._declared is not None and self._settings.sendfile:
             self._file_writer = self._sendfile_writer(transport)
+        if (
+            transport is not None
+            and self._file_writer is None
+            and not in_fake_head(request)
+            and not has_encoder(request)
+        ):
+            self._direct = DirectWriter(transport, self)
         if flush_headers:
             request.write(b"")
             self._unflushed = 1
@@ -261,7 +274,8 @@ class StreamProducer:
 
     def _flush(self, transport: SocketTransport) -> None:
         self._unflushed = 0
-        flush(transport)
+        if self._direct is None or not self._direct.direct:
+            flush(transport)  # (a direct writer sending to the socket left it nothing)
 
     def _fill(self, deadline: SliceDeadline) -> bool:
         """Pull and write until the transport pauses us, the source waits or ends, or the
@@ -410,7 +424,24 @@ class StreamProducer:
             self.first_byte_at = self._monotonic()
         self.bytes_sent += len(data)
         self._unflushed += len(data)
+        direct = self._direct
+        if direct is not None and not direct.attached and self._running:
+            # Only inside the pull loop: attaching may resume us, which must not re-enter.
+            self._attach(direct)
+        if direct is not None and direct.attached:
+            count_sent(self.request, len(data))
+            direct.write(chunk_framing(data) if self._chunked else [data])
+            return
         self.request.write(data)
+
+    def _attach(self, direct: DirectWriter) -> None:
+        """Let ``direct`` send the rest of the body, once ``Request.write`` has sent the
+        headers with the first bytes (until then a failing source still gets a 500)."""
+        transport = self._transport
+        assert transport is not None
+        if headers_sent(self.request) and direct.possible(transport):
+            self._chunked = is_chunked(self.request)
+            direct.attach()
 
     # Endings, each reached once.
 
@@ -515,8 +546,9 @@ class StreamProducer:
         self._on_end(outcome, Failure(error))
 
     def _teardown(self) -> None:
-        if self._file_writer is not None:
-            self._file_writer.detach()
+        for writer in (self._file_writer, self._direct):
+            if writer is not None:
+                writer.detach()
         for call in (self._next_slice, self._stall_timer, self._idle_timer, self._deadline_timer):
             if call is not None and call.active():
                 call.cancel()

@@ -5,9 +5,10 @@ from ``doWrite``, which the reactor calls on its next turn once the socket is wr
 sends at most ``SEND_LIMIT`` (128 KiB) per call: a streamed response written in 64 KiB pieces
 costs a reactor turn per piece. The engine instead flushes the transport itself
 (:func:`flush`, through ``IWriteDescriptor.doWrite``, the method the reactor calls) when it
-has written what it has, and sends file bodies with ``sendfile`` (:mod:`._sendfile`). Both
-need the transport object itself; :func:`direct_transport` finds it, and only for a plain TCP
-or UNIX socket carrying HTTP/1.x (not TLS, whose bytes must be encrypted, nor HTTP/2, whose
+has written what it has, sends the rest of a body to the socket itself (:mod:`._direct`),
+and sends file bodies with ``sendfile`` (:mod:`._sendfile`). All need the transport object
+itself; :func:`direct_transport` finds it, and only for a plain TCP or UNIX socket carrying
+HTTP/1.x (not TLS, whose bytes must be encrypted, nor HTTP/2, whose
 connection multiplexes streams, nor a test's ``StringTransport``).
 
 What this reads of Twisted beyond its interfaces (checked against Twisted 26.10,
@@ -18,6 +19,7 @@ What this reads of Twisted beyond its interfaces (checked against Twisted 26.10,
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol, cast
 
 from twisted.internet import tcp
@@ -42,6 +44,10 @@ class SocketTransport(Protocol):
     def reactor(self) -> IReactorFDSet: ...
 
     def fileno(self) -> int: ...
+
+    def getHandle(self) -> socket.socket: ...
+
+    def writeSequence(self, data: list[bytes]) -> None: ...
 
     def connectionLost(self, reason: Failure) -> None: ...
 

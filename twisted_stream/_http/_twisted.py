@@ -57,6 +57,12 @@ def headers_sent(request: StreamRequest) -> bool:
     return bool(getattr(request, "startedWriting", False))
 
 
+def is_chunked(request: StreamRequest) -> bool:
+    """Whether the body is sent with the chunked transfer coding (``Request.chunked``, decided
+    by Twisted when the headers are written)."""
+    return bool(getattr(request, "chunked", False))
+
+
 def in_fake_head(request: StreamRequest) -> bool:
     """Whether Twisted renders a HEAD request as GET and drops the body (``_inFakeHead``)."""
     return bool(getattr(request, "_inFakeHead", False))
@@ -120,7 +126,8 @@ def has_encoder(request: StreamRequest) -> bool:
 
 
 def count_sent(request: StreamRequest, length: int) -> None:
-    """Count ``length`` body bytes sent around ``Request.write`` (by ``sendfile``) in the
+    """Count ``length`` body bytes sent around ``Request.write`` (``sendfile``, direct
+    sends) in the
     request's ``sentLength``, which the access log reports."""
     request.sentLength += length  # type: ignore[attr-defined]
 
