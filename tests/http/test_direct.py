@@ -307,3 +307,38 @@ def test_full_socket_or_failed_send_leaves_everything_to_the_transport() -> None
     writer.resumeProducing()
     writer.write([b"four"])
     assert transport.sock.sent == [b"four"] and owner.pauses == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_class_overriding_write_sees_every_body_byte(
+    server: Server, spy: WriteSpy, tmp_path: Any
+) -> None:
+    """A site whose ``Request`` subclass overrides ``write`` (to transform or count the
+    body) gets every body byte through it, for a generated body and for a file: neither is
+    sent directly nor with ``sendfile``."""
+    from pathlib import Path
+
+    from twisted.web.server import Request
+
+    seen: list[int] = []
+
+    class Counting(Request):
+        def write(self, data: bytes) -> None:
+            seen.append(len(data))
+            super().write(data)
+
+    path = Path(tmp_path) / "body.bin"
+    path.write_bytes(BODY)
+    top = Resource()
+    top.putChild(b"gen", leaf(lambda request: stream(request, iter(CHUNKS))))
+    top.putChild(b"file", leaf(lambda request: stream(request, path)))
+    site = server.serve(top)
+    site.requestFactory = Counting
+    raw = await connect(
+        site_port(server), get("/gen") + get("/file", extra="Connection: close\r\n")
+    )
+    await within(raw.closed)
+    answers = responses(bytes(raw.received))
+    assert [(status, body) for status, _, body in answers] == [(200, BODY), (200, BODY)]
+    assert spy.calls == 0
+    assert sum(seen) == 2 * len(BODY)

@@ -29,11 +29,10 @@ from .._http._twisted import (
     abort_connection,
     count_sent,
     has_channel,
-    has_encoder,
     headers_sent,
-    in_fake_head,
     is_chunked,
     is_disconnected,
+    must_write_through,
     request_line,
     send_error_page,
     send_refusal,
@@ -156,8 +155,7 @@ class StreamProducer:
         if (
             transport is not None
             and self._file_writer is None
-            and not in_fake_head(request)
-            and not has_encoder(request)
+            and not must_write_through(request)
         ):
             self._direct = DirectWriter(transport, self)
         if flush_headers:
@@ -172,7 +170,7 @@ class StreamProducer:
         source, request = self._source, self.request
         if not isinstance(source, FileBodySource) or not SendfileWriter.possible(transport):
             return None
-        if in_fake_head(request) or has_encoder(request):
+        if must_write_through(request):
             return None
         body = source.file_body()
         if body is None or body.length != self._declared or not body.length:

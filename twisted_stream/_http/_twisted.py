@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes as unquote
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
+from twisted.web import http, server
 from twisted.web.http import parse_qs
 from twisted.web.resource import getChildForRequest
 from twisted.web.server import _GzipEncoder
@@ -123,6 +124,18 @@ def has_encoder(request: StreamRequest) -> bool:
     """Whether Twisted encodes the body on its way out (``Request._encoder``, set by
     ``EncodingResourceWrapper``): then every body byte must go through ``Request.write``."""
     return getattr(request, "_encoder", None) is not None
+
+
+_TWISTED_WRITES = (server.Request.write, http.Request.write)
+
+
+def must_write_through(request: StreamRequest) -> bool:
+    """Whether every body byte of ``request`` must pass through its ``write``: in a fake
+    HEAD, with Twisted's encoder set, or when its class overrides ``write`` (a user's
+    ``Request`` subclass that transforms or counts what is written); then the engine sends
+    neither with ``sendfile`` nor directly to the socket."""
+    write = getattr(type(request), "write", None)
+    return in_fake_head(request) or has_encoder(request) or write not in _TWISTED_WRITES
 
 
 def count_sent(request: StreamRequest, length: int) -> None:
