@@ -114,3 +114,97 @@ def test_a_site_can_name_the_channel_backend() -> None:
         assert Channel("news").shared
     finally:
         set_channel_backend(None)
+
+
+def _ended_request(path: bytes) -> Any:
+    """A request as the access log sees it once its response has ended (200, no body)."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest([path.lstrip(b"/")])
+    request.uri = path
+    request.code = 200
+    request.sentLength = 0
+    return request
+
+
+class _Lines:
+    """An access-log file collecting its lines; ``on_write`` runs before each is kept."""
+
+    def __init__(self, on_write: Any = None) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+        self.on_write = on_write
+
+    def write(self, data: str) -> None:
+        if self.on_write is not None:
+            self.on_write()
+        self.lines.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest_twisted.ensureDeferred
+async def test_access_log_line_comes_after_the_first_byte(server: Any) -> None:
+    """A short streamed response (it ends within its first slice) is on the client's socket
+    before its access-log line is formatted: the line costs no time to first byte."""
+    import socket
+
+    site = server.serve(leaf(lambda request: stream(request, iter([b"x" * 1024] * 16))))
+    seen: list[bytes] = []
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setblocking(False)
+
+    def peek() -> None:
+        try:
+            seen.append(sock.recv(65536, socket.MSG_PEEK))
+        except BlockingIOError:
+            seen.append(b"")
+
+    log = _Lines(peek)
+    site.logFile = log
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        await until(lambda: bool(log.lines), what="the access-log line")
+    finally:
+        sock.close()
+    assert seen[0].startswith(b"HTTP/1.1 200 ")
+    assert '"GET / HTTP/1.1" 200 16384 ' in log.lines[0]
+
+
+def test_access_log_lines_are_written_once_per_turn_in_order() -> None:
+    """Lines of responses ended in one reactor turn are written together at its end,
+    complete and in the order the responses ended; none before."""
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    site = StreamSite(leaf(lambda request: b""), reactor=clock)
+    log = _Lines()
+    site.logFile = log
+    for path in (b"/a", b"/b", b"/c"):
+        site.log(_ended_request(path))
+    assert log.lines == []
+    clock.advance(0)
+    assert len(log.lines) == 3
+    for line, path in zip(log.lines, ("/a", "/b", "/c"), strict=True):
+        assert f'"GET {path} HTTP/1.0" 200 - ' in line
+    assert all(line.endswith("\n") for line in log.lines)
+    assert not clock.getDelayedCalls()
+
+
+def test_stopping_the_site_writes_waiting_lines_before_closing_the_log(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A line still waiting for the end of the turn when the site stops is written before
+    the log file is closed, and nothing is left scheduled."""
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    path = tmp_path / "access.log"
+    site = StreamSite(leaf(lambda request: b""), reactor=clock, logPath=str(path))
+    site.startFactory()
+    site.log(_ended_request(b"/last"))
+    site.stopFactory()
+    assert site._logFile is None
+    assert '"GET /last HTTP/1.0"' in path.read_text()
+    assert not clock.getDelayedCalls()
