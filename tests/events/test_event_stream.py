@@ -389,3 +389,22 @@ async def test_a_factory_returning_none_answers_204(server: Any) -> None:
     raw = await connect(server.port, get(extra="Connection: close\r\n"))
     await within(raw.closed)
     assert raw.received.startswith(b"HTTP/1.1 204 ")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_async_generator_gets_heartbeats_then_its_event(server: Any) -> None:
+    """An async generator (whose heartbeat is built into its adapter) that stays silent
+    gets a comment every tenth of a second, and the event it then yields follows them."""
+    gate: Deferred[None] = Deferred()
+
+    async def events() -> AsyncIterator[str]:
+        await gate
+        yield "late"
+
+    serve_events(server, lambda request: events(), heartbeat=0.1)
+    raw = await connect(server.port, get())
+    await until(lambda: body_of(raw).count(b":\n\n") >= 2, what="two heartbeats")
+    gate.callback(None)
+    await until(lambda: body_of(raw).endswith(b"data: late\n\n"), what="the event")
+    assert body_of(raw).replace(b":\n\n", b"") == b"data: late\n\n"
+    raw.transport.abortConnection()  # type: ignore[union-attr]

@@ -201,3 +201,84 @@ def test_waiting_between_items_leaves_no_reference_cycles() -> None:
         gc.garbage.clear()
     assert cycles == 0
     src.close()
+
+
+def test_heartbeat_fires_the_wait_then_the_item_comes_with_the_next_read() -> None:
+    """With a built-in heartbeat, the Deferred the engine waits on fires with the comment
+    once it has waited ``interval`` seconds, and again after each further interval; the
+    item the generator then produces is given by the next read, nothing lost or reordered."""
+    from twisted_stream._sources._heartbeat import HEARTBEAT
+
+    clock = MemoryReactorClock()
+    gate: Deferred[str] = Deferred()
+
+    async def gen() -> AsyncIterator[str]:
+        yield await gate
+        yield "after"
+
+    src = source(gen())
+    src.heartbeat(15.0, clock, HEARTBEAT)
+    first = src.read(100, FAR)
+    clock.advance(14.9)
+    assert isinstance(first, Deferred) and not first.called
+    clock.advance(0.1)
+    assert result(first) is HEARTBEAT
+    second = src.read(100, FAR)
+    clock.advance(15.0)
+    assert result(second) is HEARTBEAT
+    third = src.read(100, FAR)
+    gate.callback("item")
+    assert result(third) == b"item"
+    assert src.read(100, FAR) == b"after"
+    assert src.read(100, FAR) is EOF
+
+
+def test_heartbeat_timer_is_not_moved_while_items_flow() -> None:
+    """Items arriving within the interval send no comment, and the stream keeps one timer
+    that is armed again for the rest of the interval when it fires early, not one per
+    item."""
+    from twisted_stream._sources._heartbeat import HEARTBEAT
+
+    clock = MemoryReactorClock()
+    gates: list[Deferred[str]] = [Deferred() for _ in range(3)]
+
+    async def gen() -> AsyncIterator[str]:
+        for gate in gates:
+            yield await gate
+
+    src = source(gen())
+    src.heartbeat(15.0, clock, HEARTBEAT)
+    for gate in gates[:2]:
+        waiting = src.read(100, FAR)
+        clock.advance(10.0)
+        gate.callback("x")
+        assert result(waiting) == b"x"
+        assert len(clock.getDelayedCalls()) == 1
+    waiting = src.read(100, FAR)  # waiting since t=20: the timer (due at 15) re-arms
+    clock.advance(14.0)
+    assert isinstance(waiting, Deferred) and not waiting.called
+    clock.advance(1.0)
+    assert result(waiting) is HEARTBEAT
+
+
+def test_close_with_a_heartbeat_cancels_its_timer_and_the_await() -> None:
+    """Closing a source with a heartbeat leaves no timer behind and cancels what the
+    generator awaits, so its ``finally`` runs."""
+    from twisted_stream._sources._heartbeat import HEARTBEAT
+
+    clock = MemoryReactorClock()
+    cleaned: list[str] = []
+
+    async def gen() -> AsyncIterator[str]:
+        try:
+            yield await Deferred()
+        finally:
+            cleaned.append("finally")
+
+    src = source(gen())
+    src.heartbeat(15.0, clock, HEARTBEAT)
+    src.read(100, FAR)
+    clock.advance(15.0)  # a heartbeat: the await goes on, held for the next read
+    src.close()
+    assert cleaned == ["finally"]
+    assert not [c for c in clock.getDelayedCalls() if c.active()]

@@ -24,7 +24,8 @@ from .._engine._stream import stream_for
 from .._http._methods import MethodsResource
 from .._settings import settings_for
 from .._sources._adapt import adapt_for
-from .._sources._heartbeat import HeartbeatSource
+from .._sources._async import AsyncIteratorSource
+from .._sources._heartbeat import HEARTBEAT, HeartbeatSource
 from .._sources._stream import default_reactor, stream_source
 from .._types import Reactor, StreamRequest
 from ._channel import Channel
@@ -130,6 +131,8 @@ def stream_events(
     if heartbeat:
         if isinstance(adapted, Subscription):
             adapted.heartbeat(heartbeat, reactor)
+        elif isinstance(adapted, AsyncIteratorSource):
+            adapted.heartbeat(heartbeat, reactor, HEARTBEAT)
         else:
             adapted = HeartbeatSource(adapted, heartbeat, reactor)
     if retry_bytes:

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, G
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
-from .._engine._source import EOF, ReadResult, Ready, SliceDeadline
+from .._engine._source import EOF, Heartbeat, ReadResult, Ready, SliceDeadline
+from .._types import Clock
 from ._gather import Gatherer
 
 _StepResult = tuple[bool, object]
@@ -60,6 +62,15 @@ class _Driver:
         result: Deferred[Any] = Deferred(self._cancel)
         self._result = result
         self._resume(yielded, None, first=True)
+        return result
+
+    def rebind(self) -> Deferred[Any] | None:
+        """A fresh Deferred for the result, replacing the current one (which the caller
+        then fires itself, with a heartbeat); None once the awaitable is done."""
+        if self._step is None:
+            return None
+        result: Deferred[Any] = Deferred(self._cancel)
+        self._result = result
         return result
 
     def when_finished(self) -> Deferred[None]:
@@ -151,6 +162,21 @@ def run_awaitable(aw: Awaitable[object]) -> Deferred[object]:
 class AsyncIteratorSource:
     """Pulls items from an async iterator, coalescing the ones that are ready at once."""
 
+    __slots__ = (
+        "_beat_since",
+        "_beat_timer",
+        "_clock",
+        "_closed",
+        "_comment",
+        "_convert",
+        "_driver",
+        "_gather",
+        "_interval",
+        "_it",
+        "_pending",
+        "_waiting_on",
+    )
+
     def __init__(
         self, iterable: AsyncIterable[object], convert: Callable[[object], bytes]
     ) -> None:
@@ -165,6 +191,24 @@ class AsyncIteratorSource:
         """The suspended ``__anext__`` the engine is waiting on."""
         self._gather = Gatherer()
         self._closed = False
+        self._interval = 0.0
+        """Seconds of waiting for an item after which :meth:`heartbeat`'s comment is given
+        (0: none)."""
+        self._comment = b""
+        self._clock: Clock | None = None
+        self._beat_since = 0.0
+        """When the engine began waiting for the next item (or got the last heartbeat)."""
+        self._beat_timer: IDelayedCall | None = None
+
+    def heartbeat(self, interval: float, clock: Clock, comment: Heartbeat) -> None:
+        """Give ``comment`` whenever the engine has waited ``interval`` seconds for the next
+        item: the Deferred it waits on fires with ``comment``, and the item, when it comes,
+        is given by the next read. One timer per stream, armed when the engine starts
+        waiting and not moved while items flow (it re-arms itself for the rest when it
+        fires early), as :class:`~._heartbeat.HeartbeatSource` does for other sources."""
+        if not interval > 0:
+            raise ValueError(f"heartbeat interval must be positive, not {interval}")
+        self._interval, self._clock, self._comment = interval, clock, comment
 
     def read(self, limit: int, deadline: SliceDeadline) -> ReadResult:
         if self._pending is not None:
@@ -211,12 +255,36 @@ class AsyncIteratorSource:
         if pending is None:
             raise AssertionError("nothing to wait for")
         self._waiting_on = pending
+        clock = self._clock
+        if clock is not None:
+            self._beat_since = clock.seconds()
+            if self._beat_timer is None:
+                self._beat_timer = clock.callLater(self._interval, self._beat)
         return pending
+
+    def _beat(self) -> None:
+        self._beat_timer = None
+        waiting, driver, clock = self._waiting_on, self._driver, self._clock
+        if waiting is None or waiting.called or driver is None or clock is None:
+            return  # the engine is not waiting on us: its next wait arms the timer again
+        left = self._beat_since + self._interval - clock.seconds()
+        if left > 0:
+            self._beat_timer = clock.callLater(left, self._beat)
+            return
+        fresh = driver.rebind()
+        if fresh is None:
+            return
+        # The item still to come goes to the next read; the engine gets the comment now.
+        self._pending, self._waiting_on = fresh, None
+        waiting.callback(self._comment)
 
     def close(self) -> Deferred[None] | None:
         if self._closed:
             return None
         self._closed = True
+        timer, self._beat_timer = self._beat_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         for pending in (self._pending, self._waiting_on):
             if pending is not None:
                 pending.addErrback(lambda _: None)
