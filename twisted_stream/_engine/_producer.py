@@ -73,6 +73,40 @@ def _cancel(call: IDelayedCall | None) -> IDelayedCall | None:
 class StreamProducer:
     """Streams one source into one request. Use :func:`twisted_stream.stream`."""
 
+    __slots__ = (
+        "_carry",
+        "_carry_at",
+        "_clock",
+        "_connection_lost",
+        "_deadline_timer",
+        "_declared",
+        "_file_writer",
+        "_force_abort",
+        "_held",
+        "_idle_timer",
+        "_limit",
+        "_monotonic",
+        "_next_slice",
+        "_on_end",
+        "_paused_seconds",
+        "_paused_since",
+        "_release_waiters",
+        "_running",
+        "_settings",
+        "_slice",
+        "_source",
+        "_source_released",
+        "_stall_timer",
+        "_transport",
+        "_unflushed",
+        "bytes_sent",
+        "first_byte_at",
+        "pause_count",
+        "request",
+        "state",
+    )
+    """Slotted: an instance dictionary of these 30 members cost about 1.4 KB per stream."""
+
     def __init__(
         self,
         request: StreamRequest,

@@ -46,6 +46,22 @@ class Stream:
     ``monotonic`` clock (``time.monotonic`` outside a ``StreamSite``).
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_monotonic",
+        "_producer",
+        "_registry",
+        "_waiters",
+        "client",
+        "endless",
+        "path",
+        "protocol",
+        "request",
+        "result",
+        "settings",
+        "started_at",
+    )
+
     def __init__(
         self,
         request: StreamRequest,
