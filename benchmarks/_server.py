@@ -51,8 +51,9 @@ class ServerProcess:
         self._log = tempfile.TemporaryFile(prefix=f"bench-{target}-")
 
         def child_setup() -> None:
-            if cpus:
-                os.sched_setaffinity(0, cpus)
+            # Not inherited from the suite, which pins itself to the client's CPU: an
+            # unpinned server (worker processes) may use every CPU.
+            os.sched_setaffinity(0, cpus or range(os.cpu_count() or 1))
             _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
