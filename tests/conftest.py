@@ -11,7 +11,7 @@ import pytest_twisted
 from hypothesis import HealthCheck, settings
 from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
@@ -153,3 +153,16 @@ def logged_text(events: list[dict[str, Any]]) -> list[str]:
 def redis() -> Generator[RedisServer, None, None]:
     """A real redis-server on a free port of 127.0.0.1, without persistence."""
     yield from redis_servers()
+
+
+@pytest.fixture
+def logged_lines() -> Generator[list[str], None, None]:
+    """Every line of the log, formatted."""
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)

@@ -8,7 +8,7 @@ from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_stream._demo import _watch
-from twisted_stream._demo._watch import admit, busy_page, demo_tree, page_id
+from twisted_stream._demo._watch import admit, busy_page, demo_tree, page_id, state_reports
 
 
 class Entry:
@@ -57,3 +57,29 @@ def test_the_demo_folder_redirects_to_its_page() -> None:
     assert root.render(request) == b""
     assert request.responseCode == 301
     assert request.responseHeaders.getRawHeaders(b"location") == [b"upload/?x=1"]
+
+
+class Reporting(Entry):
+    def __init__(self, report: dict[str, object]) -> None:
+        super().__init__()
+        self.report = report
+
+    def state(self) -> dict[str, object]:
+        return self.report
+
+
+def test_state_reports_end_with_the_transfer_or_a_gone_event() -> None:
+    """The state feed sends the page's state and forgets the page once a report says the
+    transfer ended; an unknown page, or one given up on, gets one ``gone`` event naming what
+    is missing."""
+    watched = {"a": Reporting({"outcome": "completed"})}
+    events = list(state_reports(watched, "a", 0.2, "download", ended=lambda r: "outcome" in r))
+    assert [e.data for e in events] == ['{"outcome": "completed"}']  # type: ignore[attr-defined]
+    assert watched == {}
+    (gone,) = state_reports(watched, "a", 0.2, "upload", ended=lambda r: False)
+    assert gone.event == "gone" and "no such upload" in gone.data  # type: ignore[attr-defined]
+    watched = {"b": Reporting({})}
+    (gave_up,) = state_reports(
+        watched, "b", 0.2, "download", ended=lambda r: False, given_up=lambda e, w: True
+    )
+    assert gave_up.event == "gone"  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -52,19 +50,6 @@ class Source:
 
     def refuse(self, error: Any) -> None:
         pass
-
-
-@pytest.fixture
-def logged_lines() -> Iterator[list[str]]:
-    """Every line of the log, formatted."""
-    lines: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
 
 
 def form(boundary: bytes, parts: list[tuple[bytes, bytes | None, bytes]]) -> bytes:

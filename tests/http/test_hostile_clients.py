@@ -118,7 +118,7 @@ def raw(port: int, rcvbuf: int | None = None) -> socket.socket:
     return sock
 
 
-def read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
+def read_response(sock: socket.socket, timeout: float = 10.0) -> bytes:
     """Everything the server sends until it closes (or ``timeout``)."""
     sock.settimeout(timeout)
     out = b""

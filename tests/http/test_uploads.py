@@ -34,6 +34,7 @@ from twisted_stream import (
 from ..conftest import Server
 from ..waiting import until, within
 from .kernel import kernel_queued
+from .test_hostile_clients import read_response
 
 ROOT = Path(__file__).resolve().parents[2]
 KIB = 1024
@@ -94,21 +95,6 @@ def serve(server: Server, **settings: Any) -> Store:
 
 def raw(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port))
-
-
-def read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    """Everything the server sends until it closes (or ``timeout``)."""
-    sock.settimeout(timeout)
-    out = b""
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            out += data
-    except (ConnectionResetError, TimeoutError):
-        pass
-    return out
 
 
 _STATUS = re.compile(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ")
@@ -203,7 +189,7 @@ async def test_continue_is_answered_413_without_reading_the_body(server: Server)
             b"PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
             b"Content-Length: %d\r\n\r\n" % (MIB + 1)
         )
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(ask))
     assert statuses(response) == [413]
@@ -227,7 +213,7 @@ async def test_continue_then_the_body_when_it_fits(server: Server) -> None:
         interim = sock.recv(100)
         sock.sendall(b"hello")
         sock.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        return interim + read_all(sock)
+        return interim + read_response(sock)
 
     response = await within(deferToThread(upload))
     assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -257,7 +243,7 @@ async def test_declared_length_over_the_limit_gets_413_early(server: Server) -> 
                     break
         finally:
             sock.setblocking(True)
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(upload))
     assert statuses(response) == [413]
@@ -280,7 +266,7 @@ async def test_a_chunked_body_passing_the_limit_gets_413(server: Server) -> None
                 sock.sendall(frame)
         except OSError:
             pass  # reset once the server has dropped enough
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(upload), 20)
     assert statuses(response) == [413]
@@ -325,7 +311,7 @@ async def test_malformed_chunked_framing_gets_400_and_closes(server: Server) -> 
             b"PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"4\r\nabcd\r\nXYZ\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
         )
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(upload))
     assert statuses(response) == [400]
@@ -347,7 +333,7 @@ async def test_a_pipelined_request_after_an_upload_is_answered(server: Server) -
             + body
             + b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
         )
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(upload))
     assert statuses(response) == [201, 200]

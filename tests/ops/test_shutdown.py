@@ -38,19 +38,6 @@ GRACE = 5.0
 
 
 @pytest.fixture
-def lines_logged() -> Iterator[list[str]]:
-    """Every line of the log, formatted."""
-    lines: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
-
-
-@pytest.fixture
 def warnings_logged() -> Iterator[list[str]]:
     """Warning lines of the shutdown's log."""
     lines: list[str] = []
@@ -485,7 +472,7 @@ async def test_upload_in_flight_gets_the_grace_period(server: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_unfinished_upload_is_aborted_after_grace(
-    server: Any, lines_logged: list[str]
+    server: Any, logged_lines: list[str]
 ) -> None:
     """An upload still unfinished when the grace period is over is aborted: its handler
     sees RequestBodyIncomplete, the client's connection is closed, the shutdown log names
@@ -505,6 +492,6 @@ async def test_unfinished_upload_is_aborted_after_grace(
     await within(raw.closed)
     assert uploads.outcomes == ["incomplete"]
     assert raw.received == b""
-    text = " ".join(lines_logged)
+    text = " ".join(logged_lines)
     assert "0 endless stream(s), aborted 0 unfinished one(s) and 1 unfinished upload(s)" in text
     assert "aborting the unfinished upload PUT /x.bin HTTP/1.1" in text

@@ -21,7 +21,8 @@ from twisted_stream._proxy._upload import CONTINUE_TIMEOUT, UpstreamBody
 
 from ..http.conftest import TLSServer
 from ..http.kernel import kernel_queued
-from ..http.test_uploads import KIB, MIB, ROOT, raw, read_all, rss_mib, statuses
+from ..http.test_hostile_clients import read_response
+from ..http.test_uploads import KIB, MIB, ROOT, raw, rss_mib, statuses
 from ..waiting import until, within
 from .conftest import BLOCK, Proxied, pattern
 
@@ -180,7 +181,7 @@ def _upload(port: int, head: bytes, frames: Iterable[bytes] = ()) -> bytes:
             sock.sendall(frame)
     except OSError:
         pass  # the server stopped taking the body and closed
-    return read_all(sock)
+    return read_response(sock)
 
 
 def _answer(response: bytes) -> bytes:
@@ -289,7 +290,7 @@ async def test_expect_continue_is_passed_on_to_the_upstream(proxied: Proxied) ->
         sock.settimeout(5)
         interim = sock.recv(100)
         sock.sendall(b"hello")
-        return interim + read_all(sock)
+        return interim + read_response(sock)
 
     response = await within(deferToThread(upload))
     assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -311,7 +312,7 @@ async def test_an_upstream_refusing_an_expected_body_is_relayed_without_a_contin
             b"PUT /small HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
             b"Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
         )
-        return read_all(sock)
+        return read_response(sock)
 
     response = await within(deferToThread(ask))
     assert statuses(response) == [413]

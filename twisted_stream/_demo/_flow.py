@@ -25,15 +25,13 @@ from collections.abc import Iterator
 from math import inf
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twisted_stream import Event, EventStreamResource, Stream, stream, stream_for
+from twisted_stream import EventStreamResource, Stream, stream, stream_for
 
 from ._query import HTML, page, query_number, query_size
-from ._watch import admit, busy_page, demo_tree, page_id
+from ._watch import admit, busy_page, demo_tree, page_id, state_reports
 
 DEFAULT_SIZE = 1024**3
 MAX_SIZE = 16 * 1024**3
@@ -117,28 +115,15 @@ class _State(EventStreamResource):
         self._watched = watched
 
     def events(self, request: Request, last_event_id: str | None) -> object:
-        from twisted.internet import reactor
-
-        key = page_id(request)
         interval = query_number(request, "interval", STATE_INTERVAL, 0.05, 5.0)
-
-        def reports() -> Iterator[object]:
-            waited = 0.0
-            while True:
-                entry = self._watched.get(key)
-                if entry is None or (entry.handle is None and waited > WAIT_FOR_DOWNLOAD):
-                    yield Event(json.dumps({"error": "no such download"}), event="gone")
-                    return
-                report = entry.state()
-                yield Event(json.dumps(report))
-                if report.get("outcome") is not None:
-                    self._watched.pop(key, None)
-                    return
-                waited += interval
-                wait: Deferred[None] = deferLater(reactor, interval, lambda: None)
-                yield wait
-
-        return reports()
+        return state_reports(
+            self._watched,
+            page_id(request),
+            interval,
+            "download",
+            ended=lambda report: report.get("outcome") is not None,
+            given_up=lambda entry, waited: entry.handle is None and waited > WAIT_FOR_DOWNLOAD,
+        )
 
 
 class _Page(Resource):

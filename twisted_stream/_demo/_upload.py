@@ -26,16 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twisted_stream import (
-    Event,
     EventStreamResource,
     RequestBody,
     RequestBodyError,
@@ -44,7 +41,7 @@ from twisted_stream import (
 )
 
 from ._query import HTML, page, query_number
-from ._watch import admit, busy_page, demo_tree, page_id
+from ._watch import admit, busy_page, demo_tree, page_id, state_reports
 
 MAX_SIZE = 16 * 1024**3
 """The most bytes one upload may send."""
@@ -124,26 +121,10 @@ class _State(EventStreamResource):
         self._watched = watched
 
     def events(self, request: Request, last_event_id: str | None) -> object:
-        from twisted.internet import reactor
-
-        key = page_id(request)
         interval = query_number(request, "interval", STATE_INTERVAL, 0.05, 5.0)
-
-        def reports() -> Iterator[object]:
-            while True:
-                entry = self._watched.get(key)
-                if entry is None:
-                    yield Event(json.dumps({"error": "no such upload"}), event="gone")
-                    return
-                report = entry.state()
-                yield Event(json.dumps(report))
-                if "result" in report:
-                    self._watched.pop(key, None)
-                    return
-                wait: Deferred[None] = deferLater(reactor, interval, lambda: None)
-                yield wait
-
-        return reports()
+        return state_reports(
+            self._watched, page_id(request), interval, "upload", ended=lambda r: "result" in r
+        )
 
 
 class _Page(Resource):

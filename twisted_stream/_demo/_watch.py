@@ -4,13 +4,18 @@ random id the page is served with, whose transfer the server watches and reports
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+
+from twisted_stream import Event
 
 from ._query import page
 
@@ -23,6 +28,9 @@ class Watch(Protocol):
 
     def stale(self, now: float) -> bool:
         """Whether it may be forgotten (``now``: ``time.monotonic()``)."""
+
+    def state(self) -> dict[str, Any]:
+        """The server's view of it now, as a JSON object."""
 
 
 W = TypeVar("W", bound=Watch)
@@ -47,6 +55,35 @@ def admit(request: Request, watched: dict[str, W], make: Callable[[], W]) -> str
     key = secrets.token_urlsafe(12)
     watched[key] = make()
     return key
+
+
+def state_reports(
+    watched: dict[str, W],
+    key: str,
+    interval: float,
+    what: str,
+    ended: Callable[[dict[str, Any]], bool],
+    given_up: Callable[[W, float], bool] = lambda entry, waited: False,
+) -> Iterator[object]:
+    """Events for the page ``key``: its state every ``interval`` seconds until a report
+    is ``ended`` (then the page is forgotten), or a ``gone`` event when there is no such
+    page or it was ``given_up`` on after the seconds waited so far."""
+    from twisted.internet import reactor
+
+    waited = 0.0
+    while True:
+        entry = watched.get(key)
+        if entry is None or given_up(entry, waited):
+            yield Event(json.dumps({"error": f"no such {what}"}), event="gone")
+            return
+        report = entry.state()
+        yield Event(json.dumps(report))
+        if ended(report):
+            watched.pop(key, None)
+            return
+        waited += interval
+        wait: Deferred[None] = deferLater(reactor, interval, lambda: None)
+        yield wait
 
 
 def busy_page(title: str) -> bytes:
