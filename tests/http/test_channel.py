@@ -58,6 +58,26 @@ def test_idle_connection_is_closed_without_an_answer() -> None:
     assert conn.closing
 
 
+def test_head_bytes_waiting_unread_at_the_deadline_count_as_arrived() -> None:
+    """The first bytes of a head already in the socket when the header timeout fires (the
+    reactor ran the timer before reading them) get 408, not the quiet close of a connection
+    that sent nothing."""
+    import socket
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        conn = Conn(header_timeout=0.5)
+        conn.transport.getHandle = lambda: ours  # type: ignore[attr-defined]
+        peer.sendall(b"G")
+        conn.clock.advance(0.51)
+        assert conn.status() == 408
+        assert conn.closing
+    finally:
+        ours.close()
+        peer.close()
+
+
 def test_header_timeout_counts_from_the_end_of_the_previous_response() -> None:
     """On a kept-alive connection the timer restarts when a response is done: a second
     head half sent 1.9 s later is still waited for; at 2 s after the response it gets 408."""

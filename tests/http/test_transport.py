@@ -17,7 +17,7 @@ from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from twisted_stream import stream
-from twisted_stream._http._transport import direct_transport
+from twisted_stream._http._transport import direct_transport, input_waiting
 
 from ..conftest import Server, leaf
 from ..rawclient import RawClient, get
@@ -155,3 +155,49 @@ async def test_no_direct_transport_under_tls() -> None:
         assert found == [None]
     finally:
         await port.stopListening()
+
+
+class Handle:
+    """A transport whose ``getHandle()`` is ``sock`` (what Twisted's TCP transport gives)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+
+def test_input_waiting_sees_unread_bytes_without_taking_them() -> None:
+    """Bytes the peer sent and nobody read yet are seen, and are still there to be read;
+    nothing waiting, or the peer's close, is not input."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        assert not input_waiting(Handle(ours))
+        peer.sendall(b"GET")
+        assert input_waiting(Handle(ours))
+        assert ours.recv(10) == b"GET"
+        assert not input_waiting(Handle(ours))
+        peer.close()
+        assert not input_waiting(Handle(ours))
+    finally:
+        ours.close()
+
+
+def test_input_waiting_looks_through_a_wrapper_and_not_into_test_transports() -> None:
+    """A wrapper (TLS) is looked through to the socket transport in its ``.transport``; a
+    ``StringTransport`` has nothing waiting."""
+    from twisted.internet.testing import StringTransport
+
+    ours, peer = socket.socketpair()
+    try:
+        peer.sendall(b"\x16")
+
+        class Wrapper:
+            transport = Handle(ours)
+
+        assert input_waiting(Wrapper())
+        assert not input_waiting(StringTransport())
+    finally:
+        ours.close()
+        peer.close()

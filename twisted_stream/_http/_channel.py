@@ -18,13 +18,14 @@ the whole class of it can be closed:
   ``_respondToBadRequestAndDisconnect``): Twisted's one timer per connection runs for
   ``header_timeout`` from the moment the channel waits for a head, not reset by each byte
   (``resetTimeout``, ``timeoutConnection``: 408, or a quiet close when nothing of a request
-  came), then is the site's idle timeout again for a body; Twisted's own size accounts are
-  set to ``max_header_size`` and answered 414 (the request line) or 431 (the head, or more
-  than ``maxHeaders`` fields); and one check of the complete head runs before anything
-  else: per-client connection limit (503), ``Host`` (RFC 9112 §3.2) and the declared body
-  length (413 before any body byte is read). A ``Transfer-Encoding`` Twisted refuses is told
-  apart when it refuses: 501 for a coding we do not decode, 400 when ``chunked`` is not
-  alone (an ``identity`` it lets through is refused the same way).
+  came, neither read nor waiting in the socket), then is the site's idle timeout again for a
+  body; Twisted's own size accounts are set to ``max_header_size`` and answered 414 (the
+  request line) or 431 (the head, or more than ``maxHeaders`` fields); and one check of the
+  complete head runs before anything else: per-client connection limit (503), ``Host`` (RFC
+  9112 §3.2) and the declared body length (413 before any body byte is read). A
+  ``Transfer-Encoding`` Twisted refuses is told apart when it refuses: 501 for a coding we
+  do not decode, 400 when ``chunked`` is not alone (an ``identity`` it lets through is
+  refused the same way).
 - **The body** (:mod:`._h1body`, the channel's body half): when one follows the head, the
   resource is found then (:func:`~._twisted.traverse_early`, kept for ``process``); a leaf
   that streams bodies is rendered at once and reads the body as it arrives; for any other
@@ -64,6 +65,7 @@ from ._answers import answer, modern_reason
 from ._h1body import BodyStreaming
 from ._reading import READ_AHEAD, ReadGate
 from ._request_body import streams_body
+from ._transport import input_waiting
 from ._twisted import process_early, traverse_early
 
 _log = Logger(namespace="twisted_stream.http")
@@ -191,11 +193,12 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
 
     def _head_timed_out(self) -> None:
         """The header timeout passed while waiting for a head: 408, or a quiet close if
-        nothing of a request came."""
+        nothing of a request came (bytes in the socket not read yet when the timer ran
+        count as come: they arrived in time)."""
         if not self._in_head or self._answered:
             return
         timeout = self.settings.header_timeout
-        if self._buffer or self.requests:  # part of a request line, or more
+        if self._buffer or self.requests or input_waiting(self.transport):
             self._answer(408, f"the request head did not arrive within {timeout:g} s")
         else:
             _log.info(

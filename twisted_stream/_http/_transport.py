@@ -112,3 +112,24 @@ def can_take_over(transport: SocketTransport) -> bool:
 def is_open(transport: SocketTransport) -> bool:
     """Whether ``transport`` still has a connection (it may be closing)."""
     return bool(transport.connected) and not transport.disconnected
+
+
+def input_waiting(transport: object) -> bool:
+    """Whether the peer has sent bytes the reactor has not read yet (peeked, not taken).
+
+    A timer can fire before input already in the socket is read: the reactor runs its due
+    calls before it polls, so after a busy turn a deadline passes with the client's bytes
+    queued unseen. ``transport`` is a socket transport (``getHandle()`` a socket) or a
+    wrapper over one in ``.transport`` (TLS: the bytes are records, still the client's);
+    anything else (a test's ``StringTransport``) has nothing waiting. A peer's close (an
+    empty peek) or a socket error is not input.
+    """
+    for candidate in (transport, getattr(transport, "transport", None)):
+        get_handle = getattr(candidate, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if isinstance(handle, socket.socket):
+            try:
+                return bool(handle.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except OSError:  # nothing waiting (EAGAIN), or the socket failed or closed
+                return False
+    return False
