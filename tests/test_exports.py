@@ -9,6 +9,7 @@ from twisted_stream import (
     ContentLengthError,
     FileTruncated,
     MalformedRequestBody,
+    MultipartUnavailable,
     ProducerOverflow,
     RequestBodyError,
     RequestBodyIncomplete,
@@ -35,6 +36,7 @@ PUBLIC = [
     "MalformedRequestBody",
     "MetricsResource",
     "Mounts",
+    "MultipartUnavailable",
     "NDJSONResource",
     "Outcome",
     "Part",
@@ -89,13 +91,14 @@ def test_every_error_is_a_stream_error() -> None:
     """``except StreamError`` catches every error the package reports (``except
     RequestBodyError`` every request-body one); those that are also a built-in kind stay one
     (a truncated file is an OSError, a bad chunk a TypeError, a malformed form a
-    ValueError)."""
+    ValueError, a missing multipart parser an ImportError)."""
     for error in (
         ChannelBackendError,
         ChunkTypeError,
         ContentLengthError,
         FileTruncated,
         MalformedRequestBody,
+        MultipartUnavailable,
         ProducerOverflow,
         RequestBodyError,
         RequestBodyIncomplete,
@@ -106,9 +109,15 @@ def test_every_error_is_a_stream_error() -> None:
         SubscriberOverflow,
     ):
         assert issubclass(error, StreamError), error
-    for error in (RequestBodyIncomplete, RequestBodyTooLarge, MalformedRequestBody):
+    for error in (
+        RequestBodyIncomplete,
+        RequestBodyTooLarge,
+        MalformedRequestBody,
+        MultipartUnavailable,
+    ):
         assert issubclass(error, RequestBodyError), error
     assert issubclass(MalformedRequestBody, ValueError)
+    assert issubclass(MultipartUnavailable, ImportError)
     assert issubclass(FileTruncated, OSError)
     assert issubclass(ChunkTypeError, TypeError)
     assert issubclass(ProducerOverflow, StreamAborted)
