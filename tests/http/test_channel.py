@@ -252,6 +252,154 @@ def test_http10_without_host_is_served() -> None:
     assert b"GET /old 0\n" in conn.output
 
 
+# --- request line, target, trailers, Connection ------------------------------------------
+
+NEXT = head("/next")
+
+
+class Tree(Resource):
+    """``/admin`` answers ``admin HOST URI``; anything else is 404."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        class Admin(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                return b"admin %s %s\n" % (request.getRequestHostname(), request.uri)
+
+        self.putChild(b"admin", Admin())
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [("xadmin", 400), (".admin", 400), ("*", 400), ("b:80", 400), ("/a\x7fb", 400)],
+)
+def test_a_target_not_in_origin_form_is_refused_not_routed(target: str, status: int) -> None:
+    """A request-target that is neither a path, nor an absolute URI, nor ``*`` with OPTIONS
+    (RFC 9112 §3.2), or that holds a byte outside visible ASCII, is 400 and closes: Twisted
+    alone serves ``GET xadmin`` from ``/admin`` while ``request.path`` says ``xadmin``."""
+    conn = Conn(Tree()).send(head(target) + NEXT)
+    assert conn.status() == status
+    assert b"admin" not in conn.output.partition(b"\r\n\r\n")[2]
+    assert conn.closing
+
+
+def test_an_absolute_form_target_is_routed_by_its_path_with_its_own_host() -> None:
+    """``GET http://b/admin`` with ``Host: a`` is served by ``/admin``, its host is ``b``
+    (RFC 9112 §3.2.2: the target's authority, not ``Host``) and its URI ``/admin``."""
+    conn = Conn(Tree()).send(head("http://b:8080/admin?x=1"))
+    assert conn.status() == 200
+    assert conn.output.endswith(b"admin b /admin?x=1\n")
+
+
+def test_options_asterisk_is_served() -> None:
+    """``OPTIONS *`` (asterisk-form) reaches the root resource."""
+    assert Conn().send(head("*", method="OPTIONS")).status() == 200
+
+
+def test_connect_is_501_whatever_the_resource() -> None:
+    """CONNECT asks for a tunnel, which no resource can give: 501 at the channel even for
+    a resource that answers every method (a 2xx would tell a front end the connection is a
+    tunnel now, while we read it as HTTP)."""
+    conn = Conn().send(head("b:443", method="CONNECT", headers="Host: b:443\r\n") + NEXT)
+    assert conn.status() == 501
+    assert b"CONNECT b:443 0" not in conn.output  # what the resource would answer
+    assert conn.closing
+
+
+def test_a_higher_http1_minor_version_is_served_as_11_and_http2_is_505() -> None:
+    """``HTTP/1.2`` is served as HTTP/1.1 (RFC 9110 §2.5); ``HTTP/2.0`` on a request line
+    is 505 (§15.6.6), not Twisted's 400."""
+    conn = Conn().send(head("/one", version="1.2") + head("/two"))
+    assert conn.statuses() == [200, 200]
+    assert conn.output.startswith(b"HTTP/1.1 200 ")
+    conn = Conn().send(head("/one", version="2.0") + NEXT)
+    assert conn.status() == 505
+    assert conn.closing
+
+
+def test_a_content_length_of_thousands_of_digits_is_answered() -> None:
+    """A ``Content-Length`` over 4,300 digits gets 413 (Twisted's ``int()`` raised out of the
+    parser: no answer, a traceback per request); the same value as leading zeros before a
+    small length is that length."""
+    conn = Conn().send(
+        head("/", method="POST", headers="Host: a\r\nContent-Length: " + "1" * 4301 + "\r\n")
+    )
+    assert conn.status() == 413
+    assert conn.closing
+    conn = Conn().send(
+        head("/", method="POST", headers="Host: a\r\nContent-Length: " + "0" * 5000 + "5\r\n")
+        + b"hello"
+    )
+    assert conn.status() == 200
+    assert conn.output.endswith(b"POST / 5\n")
+
+
+def test_a_value_error_out_of_twisteds_parser_is_answered_400(
+    monkeypatch: pytest.MonkeyPatch, logged_lines: list[str]
+) -> None:
+    """Whatever input makes Twisted's head parsing raise ``ValueError`` (as ``int()`` did on a
+    4,301-digit length) is answered 400 and logged as one line, not a traceback with no
+    answer."""
+
+    def parse_cookies(self: Any) -> None:
+        raise ValueError("a value no parser expected")
+
+    monkeypatch.setattr(Request, "parseCookies", parse_cookies)
+    conn = Conn().send(head("/") + NEXT)
+    assert conn.status() == 400
+    assert conn.closing
+    assert any("a value no parser expected" in line for line in logged_lines)
+    assert not any("Traceback" in line for line in logged_lines)
+
+
+SMUGGLED = (
+    head("/", method="POST", headers="Host: a\r\nTransfer-Encoding: chunked\r\n")
+    + b"0\r\nX: a\n\r\n"
+    + head("/victim", method="POST", headers="Host: a\r\nContent-Length: 35\r\n")
+    + head("/smuggled")
+)
+
+
+@pytest.mark.parametrize("body", ["buffered", "streamed"])
+def test_a_bare_lf_in_the_trailer_section_is_400_and_nothing_is_smuggled(body: str) -> None:
+    """A trailer line holding a bare LF, which ends the body earlier for a front end that
+    takes a bare LF as a line end (RFC 9112 §2.2), is 400 and closes: the next request's
+    head is not read as trailers, and the request hidden in its body is never answered.
+    Buffered and streamed bodies alike."""
+    from .test_h1body import Upload
+
+    resource = Echo() if body == "buffered" else Upload()
+    conn = Conn(resource).send(SMUGGLED.replace(b"POST / ", b"PUT / ", 1))
+    assert conn.status() == 400
+    assert b"smuggled" not in conn.output
+    assert conn.closing
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        ["close, TE"],
+        ["close,Upgrade"],
+        ["keep-alive,close"],
+        ["x", "close"],
+        ["CLOSE"],
+    ],
+)
+def test_connection_close_anywhere_in_the_field_closes(connection: list[str]) -> None:
+    """A ``close`` option in any ``Connection`` line, among comma-separated others (RFC 9110
+    §7.6.1), ends the connection after the response, which says ``Connection: close``; the
+    request pipelined behind it is not answered (RFC 9112 §9.6)."""
+    fields = "".join(f"Connection: {value}\r\n" for value in connection)
+    conn = Conn().send(head("/first", headers="Host: a\r\n" + fields) + NEXT)
+    assert conn.statuses() == [200]
+    assert b"Connection: close" in conn.output
+    assert b"/next" not in conn.output
+    assert conn.closing
+
+
 # --- body limits ------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The chunked decoder of upstream responses (``_http/_chunked.py``), checked against
-Twisted's ``_ChunkedTransferDecoder``: the same data, end, rest and refusals for well-formed
-bodies split anywhere and for corrupted ones (Hypothesis)."""
+Twisted's ``_ChunkedTransferDecoder`` as request bodies use it (with ``strict_trailers``):
+the same data, end, rest and refusals for well-formed bodies split anywhere and for
+corrupted ones (Hypothesis); and the trailer lines both refuse."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.web.http import _ChunkedTransferDecoder, _DataLoss, _MalformedChunkedDataError
 
-from twisted_stream._http._chunked import ChunkedDecoder
+from twisted_stream._http._chunked import ChunkedDecoder, strict_trailers
 
 
 class Run:
@@ -51,6 +52,13 @@ class Run:
         return bytes(self.data), self.after, self.error
 
 
+def strict_twisted(data: Any, finish: Any) -> _ChunkedTransferDecoder:
+    """Twisted's decoder as the channel uses it for request bodies."""
+    decoder = _ChunkedTransferDecoder(data, finish)
+    strict_trailers(decoder)
+    return decoder
+
+
 def encode(
     chunks: list[bytes], extensions: list[bytes], trailers: list[bytes], tail: bytes
 ) -> bytes:
@@ -86,7 +94,7 @@ def test_well_formed_bodies_split_anywhere_match_twisted(
     reads = split(encode(chunks, extensions, trailers, tail), cuts)
     ours = Run(ChunkedDecoder, reads)
     assert ours.whole() == (b"".join(chunks), tail, None)
-    assert ours.outcome() == Run(_ChunkedTransferDecoder, reads).outcome()
+    assert ours.outcome() == Run(strict_twisted, reads).outcome()
     assert ours.calls <= len(reads)
 
 
@@ -107,7 +115,7 @@ def test_corrupted_bodies_are_refused_as_twisted_refuses_them(
     at %= len(body)
     body[at : at + len(junk)] = junk
     reads = split(bytes(body), cuts)
-    assert Run(ChunkedDecoder, reads).outcome() == Run(_ChunkedTransferDecoder, reads).outcome()
+    assert Run(ChunkedDecoder, reads).outcome() == Run(strict_twisted, reads).outcome()
 
 
 @pytest.mark.parametrize(
@@ -127,6 +135,38 @@ def test_malformed_bodies_are_refused(body: bytes) -> None:
     over 1024 bytes and trailers over 64 KiB are refused, as Twisted refuses them."""
     assert Run(ChunkedDecoder, [body]).error is _MalformedChunkedDataError
     assert Run(_ChunkedTransferDecoder, [body]).error is _MalformedChunkedDataError
+
+
+NEXT = b"POST /victim HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+
+
+@pytest.mark.parametrize(
+    "trailers",
+    [
+        b"X: a\n\r\n",  # a bare LF ends the trailer line for a lenient peer
+        b"\n",  # a bare LF ends the body for a lenient peer
+        b"\r",  # a bare CR
+        b"X: a\rb\r\n\r\n",
+        b"X: a\x00b\r\n\r\n",
+        b"GARBAGE LINE\r\n\r\n",
+        b"X : a\r\n\r\n",  # whitespace before the colon
+        b"X: a\r\n b\r\n\r\n",  # obs-fold
+        b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    ],
+)
+@pytest.mark.parametrize("read", ["whole", "bytewise"])
+def test_a_trailer_line_that_is_not_a_field_line_is_refused(trailers: bytes, read: str) -> None:
+    """A trailer section whose lines are not field lines (RFC 9112 §7.1.2), or that holds a
+    bare CR or LF (which a lenient parser takes as a line end, so the message would end in
+    two places: smuggling), is refused by both decoders, before the next message's bytes
+    are read as trailers; fed byte by byte, as soon as the bad byte is there. (Twisted's own
+    decoder takes the first five as trailer lines.)"""
+    body = b"5\r\nhello\r\n0\r\n" + trailers
+    reads = [body + NEXT] if read == "whole" else [bytes([b]) for b in body + NEXT]
+    for kind in (ChunkedDecoder, strict_twisted):
+        run = Run(kind, reads)
+        assert run.error is _MalformedChunkedDataError, (kind, run.outcome())
+        assert run.rest is None
 
 
 def test_many_small_chunks_are_handed_over_once_per_read() -> None:

@@ -21,11 +21,14 @@ the whole class of it can be closed:
   came, neither read nor waiting in the socket), then is the site's idle timeout again for a
   body; Twisted's own size accounts are set to ``max_header_size`` and answered 414 (the
   request line) or 431 (the head, or more than ``maxHeaders`` fields); and one check of the
-  complete head runs before anything else: per-client connection limit (503), ``Host`` (RFC
-  9112 §3.2) and the declared body length (413 before any body byte is read). A
-  ``Transfer-Encoding`` Twisted refuses is told apart when it refuses: 501 for a coding we
-  do not decode, 400 when ``chunked`` is not alone (an ``identity`` it lets through is
-  refused the same way).
+  complete head runs before anything else: per-client connection limit (503), the rules
+  :mod:`._head` keeps (request-target form, ``CONNECT``, ``Host``, RFC 9112 §3.2) and the
+  declared body length (413 before any body byte is read). The request line's version and
+  each ``Content-Length`` line go through :mod:`._head` before Twisted parses them, and
+  ``Connection`` options are read from every line, comma-separated (``checkPersistence``); a
+  ``ValueError`` out of Twisted's parser is a 400. A ``Transfer-Encoding`` Twisted refuses
+  is told apart when it refuses: 501 for a coding we do not decode, 400 when ``chunked`` is
+  not alone (an ``identity`` it lets through is refused the same way).
 - **The body** (:mod:`._h1body`, the channel's body half): when one follows the head, the
   resource is found then (:func:`~._twisted.traverse_early`, kept for ``process``); a leaf
   that streams bodies is rendered at once and reads the body as it arrives; for any other
@@ -51,7 +54,6 @@ HTTP/2 never reaches this class: :mod:`._protocol` picks the HTTP/2 connection b
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, ITCPTransport
@@ -63,6 +65,14 @@ from twisted.web.server import version as twisted_server
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from ._answers import answer, modern_reason
 from ._h1body import BodyStreaming
+from ._head import (
+    absolute_form,
+    content_length_field,
+    header_tokens,
+    host_problem,
+    request_line,
+    target_problem,
+)
 from ._reading import READ_AHEAD, ReadGate
 from ._request_body import streams_body
 from ._transport import input_waiting
@@ -75,10 +85,6 @@ LINGER_SECONDS = 2.0
 remaining input is read and dropped (so that it reads the answer, not a reset)..."""
 LINGER_BYTES = 4 * 1024 * 1024
 """... and how much input may be dropped meanwhile; past either, the connection is reset."""
-
-_HOST = re.compile(rb"(?:\[[0-9A-Za-z:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
-"""``uri-host [ ":" port ]`` of RFC 3986 (an IP literal, or a registered name or IPv4
-address); empty is allowed (RFC 9110 §7.2)."""
 
 _TRANSFER_ENCODING = b"transfer-encoding:"
 _TWISTED_SERVER = [twisted_server]
@@ -99,6 +105,10 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
 
     _gate: ReadGate | None = None
     _networkProducer: Any
+    _command: bytes
+    _path: bytes
+    _version: bytes
+    """The request line being parsed, as Twisted keeps it."""
     _server: bytes = b""
     _idle_timeout: float | None = None
     _linger_call: IDelayedCall | None = None
@@ -225,11 +235,39 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
             )
 
     def lineReceived(self, line: bytes) -> None:
-        super().lineReceived(line)
+        awaiting_request_line: int = getattr(self, "_HTTPChannel__first_line", 0)
+        if line and awaiting_request_line and self.persistent:
+            parsed = request_line(line)  # Twisted refuses all but HTTP/1.0 and 1.1 with 400
+            if isinstance(parsed, tuple):
+                self._answer(*parsed)
+                return
+            line = parsed
+        try:
+            super().lineReceived(line)
+        except ValueError as error:  # raised out of Twisted's parser: the input's fault
+            self._answer(400, f"the request could not be parsed: {error}")
+            return
         request = self._render_pending
         if request is not None:  # its head is complete and its resource streams bodies
             self._render_pending = None
             process_early(request)
+
+    def headerReceived(self, line: bytes) -> bool:
+        parsed = content_length_field(line)
+        if isinstance(parsed, tuple):
+            self._answer(*parsed)
+            return False
+        ok: bool = super().headerReceived(parsed)
+        return ok
+
+    def checkPersistence(self, request: Any, version: bytes) -> bool:
+        # Twisted reads the first Connection line only, split at spaces.
+        if version != b"HTTP/1.1":
+            return False  # as Twisted: an HTTP/1.0 response may need the close to end it
+        if b"close" in header_tokens(request.requestHeaders.getRawHeaders(b"Connection", ())):
+            request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            return False
+        return True
 
     def allHeadersReceived(self) -> None:
         self._in_head = False
@@ -265,15 +303,14 @@ class StreamHTTPChannel(BodyStreaming, _HTTPChannel):  # type: ignore[misc]
             if length is None or b"Content-Length" in fields:
                 return 400, "Transfer-Encoding must be chunked alone, without Content-Length"
             return 501, "the transfer coding 'identity' is not supported"
-        hosts = fields.get(b"Host")
-        if hosts is None:
-            if self._version == b"HTTP/1.1":
-                return 400, "an HTTP/1.1 request needs a Host header"
-        elif len(hosts) != 1:
-            return 400, "more than one Host header"
-        elif not _HOST.fullmatch(hosts[0]):
-            return 400, "the Host header is not a valid host"
-        return None
+        problem = target_problem(self._command, self._path) or host_problem(
+            fields.get(b"Host"), self._version
+        )
+        if problem is None and self._path[:1] != b"/":
+            mapped = absolute_form(self._path)
+            if mapped is not None:  # RFC 9112 §3.2.2: its authority, not Host, is the host
+                fields[b"Host"], self._path = [mapped[0]], mapped[1]
+        return problem
 
     # Input behind the request being answered.
 

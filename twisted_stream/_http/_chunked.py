@@ -10,14 +10,25 @@ is Twisted's: hexadecimal sizes without sign or prefix, size lines of at most
 each chunk, at most 64 KiB of trailer fields (read and dropped), ``_DataLoss`` when the
 connection ends before the last chunk. ``tests/http/test_chunked.py`` checks it against
 Twisted's decoder.
+
+Except in one place, where Twisted's rule lets a message end in two places: Twisted takes
+anything up to a CRLF as a trailer line, bare LF and CR included, so ``0\r\nX: a\n\r\n``
+ends a body for a peer that accepts a bare LF as a line end (RFC 9112 §2.2 lets it) and not
+for Twisted, which then reads the next message's head as trailers (request smuggling, or a
+desynchronised upstream connection). Here every trailer line must be a field line (RFC 9112
+§7.1.2: a token, a colon, a value without NUL, CR or LF), or the body is malformed, as soon
+as a bad byte is seen; :func:`strict_trailers` makes Twisted's own decoder (request bodies)
+check the same.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from twisted.web.http import (
+    _ChunkedTransferDecoder,
     _chunkExtChars,
     _DataLoss,
     _MalformedChunkedDataError,
@@ -28,6 +39,8 @@ MAX_TRAILER_SIZE = 2**16
 """Bytes of trailer fields accepted (Twisted's ``_maxTrailerHeadersSize``)."""
 
 _HEX = re.compile(rb"[0-9a-fA-F]+")
+_FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00\r\n]*")
+"""``field-name ":" field-value`` (RFC 9112 §5.1, RFC 9110 §5.5), without obs-fold."""
 _SIZE, _BODY, _CRLF, _TRAILER, _DONE = range(5)
 
 
@@ -131,12 +144,14 @@ class ChunkedDecoder:
                 else:  # _TRAILER
                     eol = data.find(b"\r\n", at)
                     if eol == -1:
+                        check_trailer_part(data[at:])
                         least = self._trailer_size + end - at + (1 if data.endswith(b"\r") else 2)
                         if least > MAX_TRAILER_SIZE:
                             raise _MalformedChunkedDataError("Trailer headers data is too long.")
                         self._pending = data[at:]
                         break
                     if eol > at:
+                        check_trailer_line(data[at:eol])
                         self._trailer_size += eol - at + 2
                         if self._trailer_size > MAX_TRAILER_SIZE:
                             raise _MalformedChunkedDataError("Trailer headers data is too long.")
@@ -147,3 +162,38 @@ class ChunkedDecoder:
             return None
         finally:
             self._state = state
+
+
+def check_trailer_line(line: bytes) -> None:
+    """Raise ``_MalformedChunkedDataError`` unless ``line`` (without its CRLF) is a field
+    line: a token, a colon, and a value without NUL, CR or LF."""
+    if not _FIELD_LINE.fullmatch(line):
+        raise _MalformedChunkedDataError(f"Invalid trailer field line: {line[:80]!r}.")
+
+
+def check_trailer_part(part: bytes) -> None:
+    """Raise ``_MalformedChunkedDataError`` if ``part``, the start of a trailer line whose
+    CRLF has not come yet, already holds a LF, or a CR that is not its last byte: a line
+    end of its own that another parser would take (RFC 9112 §2.2)."""
+    if b"\n" in part or b"\r" in part[:-1]:
+        raise _MalformedChunkedDataError(f"Bare CR or LF in the trailer section: {part[:80]!r}.")
+
+
+def strict_trailers(decoder: _ChunkedTransferDecoder) -> None:
+    """Make Twisted's chunked ``decoder`` refuse a trailer line that is not a field line
+    (:func:`check_trailer_line`, :func:`check_trailer_part`) before it takes it: the
+    ``_MalformedChunkedDataError`` raised is Twisted's 400 for malformed framing."""
+    parse = decoder._dataReceived_TRAILER
+
+    def trailer() -> bool:
+        buffer = decoder._buffer
+        eol = buffer.find(b"\r\n")
+        if eol == -1:
+            check_trailer_part(bytes(buffer))
+        elif eol:
+            check_trailer_line(bytes(buffer[:eol]))
+        return parse()
+
+    # The decoder looks its state's method up by name on each step.
+    hooked: Any = decoder
+    hooked._dataReceived_TRAILER = trailer

@@ -50,6 +50,7 @@ from twisted.web.http_headers import Headers
 from .._errors import RequestBodyError, RequestBodyIncomplete
 from .._types import UploadRegistry
 from ._body import RequestBody
+from ._chunked import strict_trailers
 from ._reading import BODY
 from ._request_body import attach, resource_body_limit
 from ._twisted import answer_body_error, headers_sent, kept_resource
@@ -126,7 +127,7 @@ class BodyStreaming:
         self._deliver, self._finish_body = decoder.dataCallback, decoder.finishCallback
         decoder.dataCallback = self._body_data
         decoder.finishCallback = self._body_done
-        self._check_chunk_sizes(decoder)
+        self._check_chunks(decoder)
 
     def _body_data(self, data: bytes) -> None:
         """Decoded body bytes on their way to the request, within its limit."""
@@ -144,15 +145,18 @@ class BodyStreaming:
         if not self._answered:
             self._finish_body(rest)
 
-    # Chunk sizes, checked as each chunk-size line is parsed.
+    # Chunk sizes, checked as each chunk-size line is parsed; trailer lines, as each comes.
 
-    def _check_chunk_sizes(self, decoder: Any) -> None:
+    def _check_chunks(self, decoder: Any) -> None:
         """Make Twisted's chunked ``decoder`` check each chunk's declared size as soon as
         its chunk-size line is parsed (:meth:`_declared_chunk`), not when its bytes arrive:
         a size past the body's limit is refused with 413 at once, as nginx does, so a
-        client announcing more than it may send is not left waiting for a timeout."""
+        client announcing more than it may send is not left waiting for a timeout; and
+        each trailer line as a field line (:func:`~._chunked.strict_trailers`: a bare LF
+        there would end the body for a front end and not for Twisted)."""
         if not isinstance(decoder, _ChunkedTransferDecoder):
             return
+        strict_trailers(decoder)
         parse = decoder._dataReceived_CHUNK_LENGTH
 
         def chunk_length() -> bool:
@@ -219,7 +223,7 @@ class BodyStreaming:
         channel._body_limit = 0  # the body checks its own limit
         decoder.dataCallback = body.feed
         decoder.finishCallback = self._streamed_body_done
-        self._check_chunk_sizes(decoder)
+        self._check_chunks(decoder)
         content = getattr(request, "content", None)
         if content is not None:
             content.close()  # Twisted's temporary file for a large body, unused

@@ -17,7 +17,7 @@ Everything else is Twisted's own behaviour. Checked against Twisted 26.10.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
@@ -28,6 +28,7 @@ from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.iweb import IResponse
 
 from ._chunked import ChunkedDecoder
+from ._head import header_tokens
 
 _TOKENS = "_twisted_stream_connection_options"
 """Where a response keeps the lower-cased tokens of its ``Connection`` header."""
@@ -48,12 +49,6 @@ class InterimObserver(Protocol):
     def interim_response(self, code: int) -> None: ...
 
 
-def _split_tokens(values: Sequence[bytes]) -> frozenset[bytes]:
-    return frozenset(
-        token.strip().lower() for value in values for token in value.split(b",") if token.strip()
-    )
-
-
 def _observe(
     parser: HTTPClientParser, observer: InterimObserver | None, protocol: _ObservingProtocol
 ) -> None:
@@ -71,7 +66,7 @@ def _observe(
                 observer.interim_response(response.code)
         else:
             values = parser.connHeaders.getRawHeaders(b"connection", [])
-            setattr(response, _TOKENS, _split_tokens(values))
+            setattr(response, _TOKENS, header_tokens(values))
             setattr(response, _PROTOCOL, protocol)
         original()  # type: ignore[no-untyped-call]
 
