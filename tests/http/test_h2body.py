@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import h2.events
 import pytest_twisted
 from h2.errors import ErrorCodes
 from twisted.internet.defer import Deferred
@@ -26,6 +27,7 @@ from twisted_stream import (
 from ..waiting import until
 from .conftest import TLSServer
 from .h2client import DEFAULT_WINDOW, H2Client
+from .h2harness import Harness
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -233,3 +235,54 @@ async def test_an_idle_upload_gets_408(tls_server: TLSServer) -> None:
     response = await finish(client, stream_id)
     assert response.status == 408
     assert isinstance(store.failures[0], RequestBodyIncomplete)
+
+
+# The head: :path and CONNECT (on the frame-level harness) --------------------------------
+
+
+def h2_answer(method: bytes, path: bytes | None) -> tuple[int, bytes, bool]:
+    """Send one request with these pseudo-headers on the harness: the status, the body and
+    whether the resource ran."""
+    ran: list[bytes] = []
+
+    class Admin(Resource):
+        isLeaf = True
+
+        def render(self, request: Any) -> bytes:
+            ran.append(request.path)
+            return b"admin"
+
+    root = Resource()
+    root.putChild(b"admin", Admin())
+    h = Harness(root)
+    stream_id = int(h.client.get_next_available_stream_id())
+    headers = [(b":method", method), (b":authority", b"localhost")]
+    if path is not None:
+        headers += [(b":scheme", b"https"), (b":path", path)]
+    h.client.send_headers(stream_id, headers, end_stream=True)
+    h.send()
+    h.turn()
+    events = h.receive()
+    [response] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+    status = int(dict(response.headers)[b":status"])
+    body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    return status, body, bool(ran)
+
+
+def test_a_path_that_is_not_a_path_is_400_on_http2_and_never_routed() -> None:
+    """``:path: xadmin`` (the h2 library checks only that it is not empty) is answered 400
+    and never reaches ``/admin``, where Twisted alone would route it; so is an absolute URI
+    (RFC 9113 §8.3.1: origin-form or ``*``), and ``*`` on GET; ``/admin`` is served."""
+    for path in (b"xadmin", b"https://localhost/admin", b"*"):
+        status, body, ran = h2_answer(b"GET", path)
+        assert (status, ran) == (400, False), path
+        assert body.startswith(b"400 Bad Request: ")
+    assert h2_answer(b"GET", b"/admin") == (200, b"admin", True)
+
+
+def test_connect_is_501_on_http2() -> None:
+    """CONNECT (RFC 9113 §8.5: a tunnel, no ``:path``) is answered 501: no resource can make
+    a tunnel."""
+    status, body, ran = h2_answer(b"CONNECT", None)
+    assert (status, ran) == (501, False)
+    assert body.startswith(b"501 Not Implemented: CONNECT")

@@ -7,7 +7,10 @@ flow-control window at once (``openStreamWindow``), with no size limit, and answ
 ``Expect: 100-continue`` while converting the headers. A mixin of
 :class:`~._h2.StreamH2Stream` changes that:
 
-- **The headers** complete the head: if a body follows (no ``END_STREAM`` on HEADERS) the
+- **The headers** complete the head: a ``:path`` that is neither a path nor ``*`` with
+  ``OPTIONS`` is answered ``400``, and ``CONNECT`` ``501`` (:func:`~._head.target_problem`:
+  the h2 library checks only that ``:path`` is not empty, and Twisted routes ``xadmin`` as
+  ``/admin``). If a body follows (no ``END_STREAM`` on HEADERS) the
   resource is found then (:func:`~._twisted.traverse_early`). A leaf that streams bodies is
   rendered at once; ``100 Continue`` waits for its first read. For any other, a declared
   ``content-length`` over its limit is answered ``413`` before any DATA is taken, and DATA
@@ -32,8 +35,15 @@ from .._errors import RequestBodyError, RequestBodyIncomplete, RequestBodyTooLar
 from .._settings import DEFAULT_SETTINGS, StreamSettings
 from .._types import UploadRegistry
 from ._body import RequestBody
+from ._head import target_problem
 from ._request_body import attach, resource_body_limit, streams_body
-from ._twisted import answer_body_error, headers_sent, process_early, traverse_early
+from ._twisted import (
+    answer_body_error,
+    answer_status,
+    headers_sent,
+    process_early,
+    traverse_early,
+)
 
 
 class H2BodyStreaming:
@@ -65,8 +75,15 @@ class H2BodyStreaming:
     def head_complete(self, has_body: bool) -> None:
         """The request's headers are all in; ``has_body`` when DATA follows."""
         request = self._request
+        stream: Any = self
+        path = stream.path or b""  # None for CONNECT, which has no :path
+        problem = target_problem(stream.command, path, absolute=False)
+        if problem is not None:  # the h2 library checks only that :path is not empty
+            self._refused = True
+            request.method, request.uri, request.clientproto = stream.command, path, b"HTTP/2"
+            answer_status(request, *problem)
+            return
         if has_body:
-            stream: Any = self
             resource = traverse_early(request, stream.command, stream.path, b"HTTP/2")
             settings = self._settings()
             limit = resource_body_limit(resource)

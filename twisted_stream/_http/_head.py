@@ -63,9 +63,10 @@ def request_line(line: bytes) -> bytes | Problem:
     return 505, f"HTTP/{found.group(1).decode()}.{found.group(2).decode()} is not supported"
 
 
-def target_problem(method: bytes, target: bytes) -> Problem | None:
+def target_problem(method: bytes, target: bytes, *, absolute: bool = True) -> Problem | None:
     """Whether ``method`` may ask for ``target`` in the form it has (RFC 9112 §3.2); an
-    absolute-form target passes here and is mapped by :func:`absolute_form`."""
+    absolute-form target passes here, and is mapped by :func:`absolute_form`, unless
+    ``absolute`` is false (HTTP/2's ``:path``: origin-form or ``*`` only, RFC 9113 §8.3.1)."""
     if method == b"CONNECT":
         return 501, "CONNECT is not supported: this server makes no tunnels"
     if not _VISIBLE.fullmatch(target):
@@ -74,7 +75,7 @@ def target_problem(method: bytes, target: bytes) -> Problem | None:
         return None
     if target == b"*":
         return None if method == b"OPTIONS" else (400, "'*' is a target for OPTIONS only")
-    found = _ABSOLUTE.fullmatch(target)
+    found = _ABSOLUTE.fullmatch(target) if absolute else None
     if found is None:
         return 400, "the request target is neither a path nor an absolute http(s) URI"
     if found.group(1).lower() not in (b"http", b"https"):

@@ -240,9 +240,15 @@ def answer_body_error(request: StreamRequest, error: RequestBodyError) -> bool:
         return False
     if getattr(request, "finished", False):
         return False
-    body = b"%d %s: %s\n" % (code, reason(code), str(error).encode("utf-8", "replace"))
-    _answer(request, code, b"text/plain; charset=utf-8", body)
+    answer_status(request, code, str(error))
     return True
+
+
+def answer_status(request: StreamRequest, code: int, detail: str) -> None:
+    """Answer ``code`` with a plain-text body saying ``"<code> <reason>: <detail>"``, as the
+    channel's own answers do."""
+    body = b"%d %s: %s\n" % (code, reason(code), detail.encode("utf-8", "replace"))
+    _answer(request, code, b"text/plain; charset=utf-8", body)
 
 
 # Processing a request from its head (request bodies streamed to the resource).
