@@ -1,9 +1,11 @@
-"""The rules of an HTTP/1.x request head that Twisted's parser leaves to its server.
+"""The rules of a request head that Twisted's parsers leave to their server.
 
 Twisted's ``HTTPChannel`` checks a request line's syntax and each field line's, and nothing
-of what they mean together. Each function here is one rule of RFC 9112/9110 checked on a
-head, as a pure function the channel (:mod:`._channel`) calls; each returns a problem as
-``(status, detail)``, or None when the head passes:
+of what they mean together (nor does the h2 library check more of ``:path`` than that it is
+not empty). Each function here is one rule of RFC 9112/9110 checked on a head, as a pure
+function the HTTP/1.x channel (:mod:`._channel`) calls, and the HTTP/2 stream
+(:mod:`._h2body`) for the target; each returns a problem as ``(status, detail)``, or None
+when the head passes:
 
 - :func:`request_line`, the request line's ``HTTP-version`` (RFC 9110 §2.5, §15.6.6):
   HTTP/1.x of a higher minor version is served as HTTP/1.1; another major version is 505.
