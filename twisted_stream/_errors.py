@@ -134,3 +134,10 @@ class HTTPRefusal(StreamError):
 class MalformedRange(StreamError, ValueError):
     """A range-spec of a ``Range`` header does not follow the grammar (RFC 9110 §14.1.1);
     the header is then ignored."""
+
+
+class UpstreamProtocolError(StreamError):
+    """An upstream response the reverse proxy's client will not relay: its head is too
+    large, its framing ambiguous, or its status impossible. Raised out of Twisted's parser,
+    so the request fails with ``ResponseFailed`` (the client's 502) and the upstream
+    connection is closed, never pooled."""

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThread
 
 from twisted_stream import Event, Outcome, ProxyResource, SourceIdleTimeout, StreamSettings
@@ -23,6 +25,7 @@ from twisted_stream._proxy import _exchange
 from ..conftest import logged_text
 from ..http.conftest import TLSServer
 from ..http.test_hostile_clients import rss_mib
+from ..http.test_upstream import Scripted
 from ..rawclient import connect, get, parse_response
 from ..waiting import settled_pause, until, within
 from .conftest import BLOCK, Proxied, pattern
@@ -388,3 +391,22 @@ async def test_a_stream_refused_by_the_limits_closes_its_upstream_request(
     assert status == 503
     await until(lambda: proxied.upstream.closed == ["endless"], what="the refused upstream")
     first.transport.abortConnection()  # type: ignore[union-attr]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_upstreams_reason_phrase_is_never_relayed(server: Any) -> None:
+    """An upstream reason phrase holding a bare CR (``200 OK\\rX-Inj: 1``), which a client
+    taking CR as a line end would read as an injected header, never reaches the client:
+    the status line is ours, with RFC 9110's phrase."""
+    answers = [b"HTTP/1.1 200 OK\rX-Inj: 1\r\nContent-Length: 2\r\n\r\nok"]
+    port = reactor.listenTCP(  # type: ignore[attr-defined]
+        0, Factory.forProtocol(lambda: Scripted(answers, [0])), interface="127.0.0.1"
+    )
+    try:
+        proxy_to(server, f"http://127.0.0.1:{port.getHost().port}")
+        received = await fetch(server.port, "/x")
+    finally:
+        await port.stopListening()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"X-Inj" not in received
+    assert parse_response(received)[2] == b"ok"

@@ -140,3 +140,44 @@ def test_protocol_versions_and_header_checks() -> None:
     for bad in ({"X A": "1"}, {"X-A": "1\n2"}, {"": "1"}, {"X-A": "\x00"}):
         with pytest.raises(ValueError):
             header_bytes(bad)
+
+
+def test_forwarding_fields_a_client_could_spoof_are_set_not_appended() -> None:
+    """A client's own ``X-Forwarded-Proto: https`` and ``X-Forwarded-Host`` are replaced by
+    ours (their consumers read the first value, so appending would let a plain-http client
+    pass for a secure one); ``X-Forwarded-For`` and a well-formed ``Forwarded`` are appended
+    to; a ``Forwarded`` with an unclosed quoted-string, which would swallow our element, is
+    replaced."""
+    incoming = Headers(
+        {
+            b"x-forwarded-proto": [b"https"],
+            b"x-forwarded-host": [b"evil"],
+            b"x-forwarded-for": [b"6.6.6.6"],
+            b"forwarded": [b"for=6.6.6.6;proto=https"],
+        }
+    )
+    client = Downstream(address="192.0.2.7", host=b"front", scheme="http")
+
+    def sent(incoming: Headers) -> dict[bytes, list[bytes]]:
+        headers = upstream_request_headers(
+            incoming, client, protocol=b"HTTP/1.1", host=None, extra={}, expect_continue=False
+        )
+        return {name.lower(): values for name, values in headers.getAllRawHeaders()}
+
+    out = sent(incoming)
+    assert out[b"x-forwarded-proto"] == [b"http"]
+    assert out[b"x-forwarded-host"] == [b"front"]
+    assert out[b"x-forwarded-for"] == [b"6.6.6.6, 192.0.2.7"]
+    assert out[b"forwarded"] == [b"for=6.6.6.6;proto=https, for=192.0.2.7;host=front;proto=http"]
+    incoming.setRawHeaders(b"forwarded", [b'for=6.6.6.6;proto=https, for="1.2.3.4'])
+    assert sent(incoming)[b"forwarded"] == [b"for=192.0.2.7;host=front;proto=http"]
+
+
+def test_a_nul_in_a_response_field_value_is_relayed_as_a_space() -> None:
+    """RFC 9110 §5.5: a NUL in a field value is replaced with SP before forwarding."""
+    relayed = dict(
+        downstream_response_headers(
+            Headers({b"x-a": [b"a\x00b"]}), (), protocol=b"HTTP/1.1", keep_length=False
+        )
+    )
+    assert relayed[b"X-A"] == [b"a b"]

@@ -11,8 +11,13 @@ for every chunk. :func:`observe_pool` makes a pool's connections use
 response carries the ``Connection`` tokens, :func:`connection_options`; an interim response
 is told to the request's body producer if it has an ``interim_response(code)`` method,
 :class:`InterimObserver`), decodes chunked bodies with :class:`~._chunked.ChunkedDecoder`,
-reads 192 KiB at a time and calls back after each read (:func:`after_each_read`).
-Everything else is Twisted's own behaviour. Checked against Twisted 26.10.
+reads 192 KiB at a time and calls back after each read (:func:`after_each_read`). It also
+refuses what Twisted's client would take from a hostile or broken upstream and then reuse
+the connection after (response desynchronisation): ambiguous framing, an impossible status,
+an unbounded head or stream of 1xx, a 101 never asked for (:func:`_check_final`); and it
+closes rather than pools a connection that sent bytes past a response's end, a ``close``
+option among others, or a 204 declaring a body. Everything else is Twisted's own
+behaviour. Checked against Twisted 26.10.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from twisted.web._newclient import Request as ClientRequest
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.iweb import IResponse
 
+from .._errors import UpstreamProtocolError
 from ._chunked import ChunkedDecoder
 from ._head import header_tokens
 
@@ -42,6 +48,13 @@ benchmark: 128 KiB cost 1.3 CPU s/GiB and 17 MB with 100 stalled clients, 256 Ki
 paused."""
 
 
+MAX_HEAD_SIZE = 64 * 1024
+"""Bytes of one upstream response head (status line and fields, line ends counted): past
+it, 502 (nginx stops at its 4-8 KiB ``proxy_buffer_size``, Go at 10 MiB)."""
+MAX_INTERIM = 16
+"""Interim (1xx) responses taken before a final one: past it, 502 (Go stops at 5)."""
+
+
 @runtime_checkable
 class InterimObserver(Protocol):
     """A request body producer that wants to know of interim responses (``100 Continue``)."""
@@ -52,25 +65,83 @@ class InterimObserver(Protocol):
 def _observe(
     parser: HTTPClientParser, observer: InterimObserver | None, protocol: _ObservingProtocol
 ) -> None:
-    """Wrap the parser's end-of-headers step: tell ``observer`` of a 1xx (which Twisted then
-    ignores), and keep a final response's ``Connection`` tokens and ``protocol`` on it; and
-    decode chunked bodies with :class:`~._chunked.ChunkedDecoder`."""
+    """Wrap the parser's line and end-of-headers steps: bound each head
+    (:data:`MAX_HEAD_SIZE`) and the interim responses (:data:`MAX_INTERIM`), check a final
+    response's framing (:func:`_check_final`), tell ``observer`` of a 1xx (which Twisted
+    then ignores), and keep a final response's ``Connection`` tokens and ``protocol`` on it;
+    and decode chunked bodies with :class:`~._chunked.ChunkedDecoder`. A problem raises
+    :class:`UpstreamProtocolError` out of the parser: Twisted fails the request (502) and
+    closes the connection."""
     decoders: dict[bytes, object] = {b"chunked": ChunkedDecoder}
     parser._transferDecoders = decoders  # type: ignore[assignment]
     original = parser.allHeadersReceived
+    line_received = parser.lineReceived
+    head = [0, 0]  # bytes of the current head, interim responses so far
+
+    def lineReceived(line: bytes) -> None:
+        head[0] += len(line) + 2
+        if head[0] > MAX_HEAD_SIZE:
+            raise UpstreamProtocolError(f"a response head over {MAX_HEAD_SIZE} bytes")
+        line_received(line)  # type: ignore[no-untyped-call]
 
     def allHeadersReceived() -> None:
         response = parser.response
+        head[0] = 0
         if 100 <= response.code < 200:
+            head[1] += 1
+            if response.code == 101:  # we never send Upgrade (RFC 9110 §15.2.2)
+                raise UpstreamProtocolError("a 101 Switching Protocols nobody asked for")
+            if head[1] > MAX_INTERIM:
+                raise UpstreamProtocolError(f"more than {MAX_INTERIM} interim responses")
             if observer is not None:
                 observer.interim_response(response.code)
         else:
-            values = parser.connHeaders.getRawHeaders(b"connection", [])
-            setattr(response, _TOKENS, header_tokens(values))
+            tokens = _check_final(parser)
+            setattr(response, _TOKENS, tokens)
             setattr(response, _PROTOCOL, protocol)
         original()  # type: ignore[no-untyped-call]
 
+    parser.lineReceived = lineReceived  # type: ignore[method-assign]
     parser.allHeadersReceived = allHeadersReceived  # type: ignore[method-assign]
+
+
+def _check_final(parser: HTTPClientParser) -> frozenset[bytes]:
+    """Check the head of a final response before Twisted frames its body; its
+    ``Connection`` tokens. Raises :class:`UpstreamProtocolError` for a status code outside
+    100-599 (RFC 9112 §4), several ``Transfer-Encoding`` lines (one list, RFC 9112 §6.1:
+    Twisted read the first alone), ``Transfer-Encoding`` with ``Content-Length`` (RFC 9112
+    §6.3: "ought to be handled as an error", nginx's 502), or a ``Content-Length`` on a HEAD
+    answer that is not one number (Twisted does not parse it there). A ``close`` option
+    anywhere in ``Connection``, or a 204 that declares a body, makes Twisted close the
+    connection after the response instead of pooling it (it looks for ``close`` as a whole
+    field value)."""
+    response = parser.response
+    if not 100 <= response.code <= 599:
+        raise UpstreamProtocolError(f"the status code {response.code} is not 3 digits")
+    fields = parser.connHeaders
+    codings = fields.getRawHeaders(b"transfer-encoding", [])
+    if len(codings) > 1:
+        raise UpstreamProtocolError("several Transfer-Encoding lines")
+    if codings and fields.hasHeader(b"content-length"):
+        raise UpstreamProtocolError("both Transfer-Encoding and Content-Length")
+    if parser.request.method == b"HEAD":
+        lengths = response.headers.getRawHeaders(b"content-length")
+        if lengths is not None:
+            response.headers.setRawHeaders(b"content-length", [_one_length(lengths)])
+    tokens = header_tokens(fields.getRawHeaders(b"connection", []))
+    declares_body = bool(codings) or fields.getRawHeaders(b"content-length", [b"0"]) != [b"0"]
+    if b"close" in tokens or (response.code == 204 and declares_body):
+        fields.setRawHeaders(b"connection", [b"close"])
+    return tokens
+
+
+def _one_length(values: list[bytes]) -> bytes:
+    """The one ``Content-Length`` of field lines ``values`` (``5``, or ``5, 5``);
+    :class:`UpstreamProtocolError` for anything but equal digit strings (RFC 9110 §8.6)."""
+    found = {part.strip(b" \t") for value in values for part in value.split(b",")}
+    if len(found) != 1 or not next(iter(found)).isdigit():
+        raise UpstreamProtocolError(f"an invalid Content-Length {b', '.join(values)!r}")
+    return next(iter(found)).lstrip(b"0") or b"0"
 
 
 class _ObservingProtocol(HTTP11ClientProtocol):
@@ -89,6 +160,15 @@ class _ObservingProtocol(HTTP11ClientProtocol):
         after = self.after_read
         if after is not None:
             after()
+
+    def _finishResponse_WAITING(self, rest: bytes) -> None:
+        # Twisted ignores bytes past the response's end and pools the connection: such bytes
+        # mean the upstream frames its messages otherwise than we read them (RFC 9112 §6.3:
+        # never to be taken as the next response), so the connection is closed instead.
+        parser = self._parser
+        if rest and parser is not None:
+            parser.connHeaders.setRawHeaders(b"connection", [b"close"])
+        super()._finishResponse_WAITING(rest)
 
     def request(self, request: ClientRequest) -> Deferred[IResponse]:
         before = self._parser

@@ -265,8 +265,10 @@ class Exchange:
 
 
 def relay_head(request: Request, response: IResponse) -> None:
-    """Status, reason and the end-to-end headers of ``response`` onto ``request``."""
-    request.setResponseCode(response.code, response.phrase)
+    """Status and the end-to-end headers of ``response`` onto ``request``. The reason phrase
+    is ours (RFC 9110's), never the upstream's: Twisted's client does not check it, and a
+    bare CR in it would reach the client as a line end of its own (response splitting)."""
+    request.setResponseCode(response.code)
     without_default_content_type(request)
     named = connection_options(response) or frozenset()
     protocol = b"%s/%d.%d" % response.version

@@ -6,9 +6,15 @@ Pure functions over ``Headers``: nothing here touches a request or a connection.
   ``Proxy-Connection``, ``Keep-Alive``, ``TE``, ``Transfer-Encoding``, ``Upgrade``; with
   ``Trailer`` and ``Proxy-Authenticate``/``Proxy-Authorization``, which concern one hop too)
   are dropped in both directions.
-- ``Via`` (§7.6.3) is appended in both directions; ``X-Forwarded-For``, ``-Proto``, ``-Host``
-  and ``Forwarded`` (RFC 7239) are appended to the request. Appending keeps what earlier
-  proxies added: the upstream decides how many hops it trusts.
+- ``Via`` (§7.6.3) is appended in both directions; ``X-Forwarded-For`` and ``Forwarded``
+  (RFC 7239) are appended to the request, keeping what earlier proxies added (the upstream
+  decides how many hops it trusts; it reads them from the right); a ``Forwarded`` whose
+  quoted-strings do not close is replaced, as it would swallow our element.
+  ``X-Forwarded-Proto`` and ``-Host`` are set, not appended: they hold one value by
+  convention and their consumers read the first (Django's ``SECURE_PROXY_SSL_HEADER``), so
+  a client's own ``X-Forwarded-Proto: https`` would be believed.
+- A NUL in a response field value is replaced with SP (RFC 9110 §5.5; Twisted's client
+  passes it, its server writes it).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ when the body is streamed)."""
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_QUOTES_CLOSED = re.compile(rb'(?:[^"\\]|"(?:[^"\\]|\\.)*")*', re.DOTALL)
+"""A field value whose every quoted-string is closed."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +162,13 @@ def upstream_request_headers(
         outgoing.setRawHeaders(b"expect", [b"100-continue"])
     appended(outgoing, b"via", via_entry(protocol))
     appended(outgoing, b"x-forwarded-for", (client.address or "unknown").encode("latin-1"))
-    appended(outgoing, b"x-forwarded-proto", client.scheme.encode("ascii"))
+    outgoing.setRawHeaders(b"x-forwarded-proto", [client.scheme.encode("ascii")])
     if client.host:
-        appended(outgoing, b"x-forwarded-host", client.host)
+        outgoing.setRawHeaders(b"x-forwarded-host", [client.host])
+    else:
+        outgoing.removeHeader(b"x-forwarded-host")
+    if not all(_QUOTES_CLOSED.fullmatch(v) for v in outgoing.getRawHeaders(b"forwarded", [])):
+        outgoing.removeHeader(b"forwarded")
     appended(outgoing, b"forwarded", forwarded_element(client))
     for name, value in extra.items():
         outgoing.setRawHeaders(name, [value])
@@ -172,7 +184,11 @@ def downstream_response_headers(
     also = () if keep_length else (b"content-length",)
     relayed = end_to_end(upstream, named, also)
     via = [v for v in upstream.getRawHeaders(b"via", []) if v.strip()]
-    relayed = [(name, values) for name, values in relayed if name.lower() != b"via"]
+    relayed = [
+        (name, [v.replace(b"\x00", b" ") for v in values] if _has_nul(values) else values)
+        for name, values in relayed
+        if name.lower() != b"via"
+    ]
     relayed.append((b"Via", [b", ".join([*via, via_entry(protocol)])]))
     return relayed
 
@@ -188,3 +204,7 @@ def header_bytes(headers: Mapping[str | bytes, str | bytes]) -> dict[bytes, byte
             raise ValueError(f"invalid header {name!r}: {value!r}")
         found[raw_name.lower()] = raw_value
     return found
+
+
+def _has_nul(values: list[bytes]) -> bool:
+    return any(b"\x00" in value for value in values)
