@@ -397,16 +397,21 @@ async def test_a_stream_refused_by_the_limits_closes_its_upstream_request(
 async def test_the_upstreams_reason_phrase_is_never_relayed(server: Any) -> None:
     """An upstream reason phrase holding a bare CR (``200 OK\\rX-Inj: 1``), which a client
     taking CR as a line end would read as an injected header, never reaches the client:
-    the status line is ours, with RFC 9110's phrase."""
-    answers = [b"HTTP/1.1 200 OK\rX-Inj: 1\r\nContent-Length: 2\r\n\r\nok"]
+    the status line is then ours, with RFC 9110's phrase. A valid phrase is relayed."""
+    answers = [
+        b"HTTP/1.1 200 OK\rX-Inj: 1\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 2\r\n\r\nok",
+    ]
     port = reactor.listenTCP(  # type: ignore[attr-defined]
         0, Factory.forProtocol(lambda: Scripted(answers, [0])), interface="127.0.0.1"
     )
     try:
         proxy_to(server, f"http://127.0.0.1:{port.getHost().port}")
         received = await fetch(server.port, "/x")
+        valid = await fetch(server.port, "/x")
     finally:
         await port.stopListening()
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"X-Inj" not in received
     assert parse_response(received)[2] == b"ok"
+    assert valid.startswith(b"HTTP/1.1 200 Fine Thanks\r\n")

@@ -21,6 +21,7 @@ upstream's closed, and it is logged once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +62,10 @@ READ_TIMEOUT = 60.0
 """Seconds an upstream may send nothing of its body while the client waits for more (the
 stream is not paused) before the client's connection is aborted and the upstream's closed,
 when the site sets no ``idle_timeout`` of its own (nginx's ``proxy_read_timeout``)."""
+
+
+_REASON_PHRASE = re.compile(rb"[\t \x21-\x7e\x80-\xff]+")
+"""``reason-phrase`` of RFC 9112 §4: no CR, LF, NUL or other control character."""
 
 
 @dataclass(frozen=True)
@@ -265,10 +270,15 @@ class Exchange:
 
 
 def relay_head(request: Request, response: IResponse) -> None:
-    """Status and the end-to-end headers of ``response`` onto ``request``. The reason phrase
-    is ours (RFC 9110's), never the upstream's: Twisted's client does not check it, and a
-    bare CR in it would reach the client as a line end of its own (response splitting)."""
-    request.setResponseCode(response.code)
+    """Status, reason and the end-to-end headers of ``response`` onto ``request``. A reason
+    phrase that is not ``*( HTAB / SP / VCHAR / obs-text )`` (RFC 9112 §4), or is empty,
+    is replaced by ours (RFC 9110's): Twisted's client does not check it, and a bare CR in
+    it would reach the client as a line end of its own (response splitting)."""
+    phrase = response.phrase
+    if phrase and _REASON_PHRASE.fullmatch(phrase):
+        request.setResponseCode(response.code, phrase)
+    else:
+        request.setResponseCode(response.code)
     without_default_content_type(request)
     named = connection_options(response) or frozenset()
     protocol = b"%s/%d.%d" % response.version
