@@ -13,6 +13,7 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory, Protocol
+from twisted.web._newclient import ResponseFailed
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
@@ -252,3 +253,50 @@ async def test_a_head_answer_has_one_valid_content_length_or_fails() -> None:
     assert response is None
     assert isinstance(body, Exception)
     assert opened == 2
+
+
+class Endless:
+    """A request body of 100 bytes that never comes (an upload the upstream answers first)."""
+
+    length = 100
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        return Deferred()
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("answer", [b[1] for b in BROKEN[:4]], ids=[b[0] for b in BROKEN[:4]])
+@pytest_twisted.ensureDeferred
+async def test_a_refused_answer_while_the_body_is_sent_fails_the_request_at_once(
+    answer: bytes,
+) -> None:
+    """An upstream that answers a request it is still being sent with a response we refuse
+    fails that request at once (the proxy's 502) and the body stops. (Twisted dropped the
+    request's Deferred in that state: it never fired, so the proxy answered 504 at its
+    timeout.)"""
+    opened, answers = [0], [answer]
+    port = reactor.listenTCP(
+        0, Factory.forProtocol(lambda: Scripted(answers, opened)), interface="127.0.0.1"
+    )
+    pool = observe_pool(HTTPConnectionPool(reactor))
+    body = Endless()
+    url = b"http://127.0.0.1:%d/" % port.getHost().port
+    try:
+        d = Agent(reactor, pool=pool).request(b"PUT", url, bodyProducer=body)  # type: ignore[arg-type]
+        with pytest.raises(ResponseFailed):
+            await within(d, 5)
+        assert body.stopped
+    finally:
+        await pool.closeCachedConnections()
+        await port.stopListening()

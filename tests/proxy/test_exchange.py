@@ -415,3 +415,36 @@ async def test_the_upstreams_reason_phrase_is_never_relayed(server: Any) -> None
     assert b"X-Inj" not in received
     assert parse_response(received)[2] == b"ok"
     assert valid.startswith(b"HTTP/1.1 200 Fine Thanks\r\n")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 abc\r\n\r\n",
+    ],
+    ids=["101", "TE and CL", "no status"],
+)
+@pytest_twisted.ensureDeferred
+async def test_an_upload_answered_with_a_refused_response_is_502_at_once(
+    server: Any, answer: bytes
+) -> None:
+    """An upstream answering an upload it has not read with a response we refuse (or
+    cannot parse) gives the client 502 at once, not 504 at the proxy's timeout (60 s
+    here): Twisted's client dropped the request's Deferred in that state."""
+    answers = [answer]
+    port = reactor.listenTCP(  # type: ignore[attr-defined]
+        0, Factory.forProtocol(lambda: Scripted(answers, [0])), interface="127.0.0.1"
+    )
+    try:
+        proxy_to(server, f"http://127.0.0.1:{port.getHost().port}", timeout=60)
+        raw = await connect(
+            server.port,
+            b"PUT /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100\r\n\r\n"
+            + b"x" * 50,
+        )
+        await within(raw.closed, 5)
+    finally:
+        await port.stopListening()
+    assert bytes(raw.received).startswith(b"HTTP/1.1 502 ")

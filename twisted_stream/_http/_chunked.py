@@ -186,13 +186,20 @@ def strict_trailers(decoder: _ChunkedTransferDecoder) -> None:
     parse = decoder._dataReceived_TRAILER
 
     def trailer() -> bool:
+        # Twisted's ``_start`` (no CRLF before it) is meant for this state too but is never
+        # moved in it: moved here, each read is scanned once, by us and by Twisted, so a
+        # line sent a byte at a time costs its length, not its square.
         buffer = decoder._buffer
-        eol = buffer.find(b"\r\n")
+        start = decoder._start
+        eol = buffer.find(b"\r\n", start)
         if eol == -1:
-            check_trailer_part(bytes(buffer))
+            check_trailer_part(bytes(buffer[start:]))
         elif eol:
             check_trailer_line(bytes(buffer[:eol]))
-        return parse()
+        go_on: bool = parse()
+        if eol == -1:
+            decoder._start = max(len(decoder._buffer) - 1, 0)  # a CR last may be a CRLF's
+        return go_on
 
     # The decoder looks its state's method up by name on each step.
     hooked: Any = decoder

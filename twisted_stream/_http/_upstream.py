@@ -16,7 +16,9 @@ refuses what Twisted's client would take from a hostile or broken upstream and t
 the connection after (response desynchronisation): ambiguous framing, an impossible status,
 an unbounded head or stream of 1xx, a 101 never asked for (:func:`_check_final`); and it
 closes rather than pools a connection that sent bytes past a response's end, a ``close``
-option among others, or a 204 declaring a body. Everything else is Twisted's own
+option among others, or a 204 declaring a body; and when a response is refused while the
+request body is still being sent, it fails the request at once (Twisted dropped its
+Deferred, so the caller waited for its own timeout). Everything else is Twisted's own
 behaviour. Checked against Twisted 26.10.
 """
 
@@ -27,7 +29,8 @@ from typing import Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
-from twisted.web._newclient import HTTP11ClientProtocol, HTTPClientParser
+from twisted.python.failure import Failure
+from twisted.web._newclient import HTTP11ClientProtocol, HTTPClientParser, ResponseFailed
 from twisted.web._newclient import Request as ClientRequest
 from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.iweb import IResponse
@@ -169,6 +172,21 @@ class _ObservingProtocol(HTTP11ClientProtocol):
         if rest and parser is not None:
             parser.connHeaders.setRawHeaders(b"connection", [b"close"])
         super()._finishResponse_WAITING(rest)
+
+    def _giveUp(self, reason: Failure) -> None:
+        # Twisted gives up on a connection whose response could not be parsed by dropping
+        # the request's Deferred; while the request body is still being sent (TRANSMITTING)
+        # that Deferred is the caller's, which then never fires (the proxy answered 504 at
+        # its timeout, not 502 at once). It is failed here, and the body stopped.
+        finished = self._finishedRequest if self._state == "TRANSMITTING" else None
+        request = self._currentRequest
+        if finished is not None:
+            self._state = "TRANSMITTING_AFTER_RECEIVING_RESPONSE"  # its close is then quiet
+        super()._giveUp(reason)  # type: ignore[no-untyped-call]
+        if finished is not None:
+            if request is not None:
+                request.stopWriting()
+            finished.errback(Failure(ResponseFailed([reason])))
 
     def request(self, request: ClientRequest) -> Deferred[IResponse]:
         before = self._parser
