@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from twisted.web.http_headers import Headers
 
+from .._http._head import header_tokens
+
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -68,14 +70,7 @@ class Downstream:
 
 def connection_tokens(headers: Headers) -> frozenset[bytes]:
     """The lower-cased tokens of ``headers``' ``Connection`` fields."""
-    return split_tokens(headers.getRawHeaders(b"connection", []))
-
-
-def split_tokens(values: Iterable[bytes]) -> frozenset[bytes]:
-    """Comma-separated tokens of header values, lower-cased."""
-    return frozenset(
-        token.strip().lower() for value in values for token in value.split(b",") if token.strip()
-    )
+    return header_tokens(headers.getRawHeaders(b"connection", []))
 
 
 def end_to_end(

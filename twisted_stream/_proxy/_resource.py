@@ -12,12 +12,13 @@ from zope.interface import implementer
 
 from .._errors import HTTPRefusal
 from .._http._body import RequestBody
+from .._http._head import header_tokens
 from .._http._request_body import IStreamBodyResource, attached, request_body
 from .._http._upstream import observe_pool
 from .._sources._stream import default_reactor
 from .._types import Reactor
 from ._exchange import Exchange, Route, answer
-from ._headers import header_bytes, split_tokens
+from ._headers import header_bytes
 from ._target import Upstream
 from ._upload import UpstreamBody
 
@@ -194,7 +195,7 @@ def refused(request: Request) -> str | None:
     ``Upgrade`` to anything but ``h2c`` (a server may ignore that one, RFC 9113 §3.1)."""
     if request.method == b"CONNECT":
         return "CONNECT is not proxied"
-    protocols = split_tokens(request.requestHeaders.getRawHeaders(b"upgrade", []))
+    protocols = header_tokens(request.requestHeaders.getRawHeaders(b"upgrade", []))
     wanted = sorted(p.decode("latin-1") for p in protocols if p != b"h2c")
     if wanted:
         return (
