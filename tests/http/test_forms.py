@@ -198,18 +198,22 @@ class Uploads(StreamingResource):
         return ("\n".join(lines) + "\n").encode()
 
 
+BAD_FORM = (
+    head(
+        "/",
+        method="POST",
+        headers="Host: a\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        "Content-Length: 9\r\n",
+    )
+    + b"--B\r\nbad!"
+)
+"""A multipart POST whose body breaks off after its first boundary."""
+
+
 def test_a_malformed_form_is_answered_400() -> None:
     """A resource that lets ``MalformedRequestBody`` through answers its status (400)."""
     conn = Conn(Uploads())
-    conn.send(
-        head(
-            "/",
-            method="POST",
-            headers="Host: a\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-            "Content-Length: 9\r\n",
-        )
-        + b"--B\r\nbad!"
-    )
+    conn.send(BAD_FORM)
     assert conn.status() == 400
 
 
@@ -222,15 +226,7 @@ def test_without_python_multipart_a_form_is_answered_500_saying_why(
     install."""
     monkeypatch.setitem(sys.modules, "python_multipart", None)  # import fails
     conn = Conn(Uploads())
-    conn.send(
-        head(
-            "/",
-            method="POST",
-            headers="Host: a\r\nContent-Type: multipart/form-data; boundary=B\r\n"
-            "Content-Length: 9\r\n",
-        )
-        + b"--B\r\nbad!"
-    )
+    conn.send(BAD_FORM)
     assert conn.status() == 500
     response_head, _, body = conn.output.partition(b"\r\n\r\n")
     assert b"\r\nContent-Type: text/plain; charset=utf-8" in response_head
